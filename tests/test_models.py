@@ -1,0 +1,136 @@
+"""The nets' shapes and wiring, and what one training step does."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from pix2pix import Pix2Pix, patch_discriminator, receptive_field, unet, unet_layout
+
+
+def tiny_model(img_shape=(16, 16, 1), lr=2e-4, **unet_kwargs):
+    model = Pix2Pix(generator=unet(img_shape, filters=8, max_filters=16, **unet_kwargs),
+                    discriminator=patch_discriminator(img_shape, filters=8), l1_weight=100.0)
+    model.compile(d_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(lr, beta_1=0.5))
+    return model
+
+
+@pytest.mark.parametrize("img_shape", [(28, 28, 1), (64, 64, 3)])
+def test_unet_output_shape_and_range(img_shape):
+    generator = unet(img_shape, filters=8, max_filters=32)
+    src = tf.random.uniform((3, *img_shape), -1, 1)
+    fake = generator(src, training=False).numpy()
+    assert fake.shape == (3, *img_shape)
+    assert fake.dtype == np.float32
+    assert fake.min() >= -1.0 and fake.max() <= 1.0
+    assert fake.std() > 0  # not a constant
+
+
+def test_unet_depth_follows_size():
+    assert unet_layout(28, 28) == (5, 4, 4)      # padded to 32, bottleneck 1x1
+    assert unet_layout(256, 256) == (8, 0, 0)    # the paper's U-Net-256
+    assert unet_layout(16, 16) == (4, 0, 0)
+    generator = unet((28, 28, 1), filters=8, max_filters=16)
+    bottleneck = min(layer.output.shape[1] for layer in generator.layers if isinstance(layer, layers.Conv2D))
+    assert bottleneck == 1
+
+
+def test_unet_skip_concatenations():
+    generator = unet((28, 28, 1), filters=8, max_filters=16)
+    concats = [layer for layer in generator.layers if isinstance(layer, layers.Concatenate)]
+    assert len(concats) == 5 - 1  # one per decoder block except the output block
+    encoder_outputs = {id(layer.output) for layer in generator.layers if isinstance(layer, layers.LeakyReLU)}
+    for concat in concats:
+        decoder_in, skip_in = concat.input
+        assert id(skip_in) in encoder_outputs  # the second input is an encoder block's output
+        assert decoder_in.shape[1:3] == skip_in.shape[1:3]
+
+
+def test_unet_256_is_the_papers():
+    generator = unet((256, 256, 3))
+    convs = [layer for layer in generator.layers if type(layer) is layers.Conv2D]
+    assert [c.filters for c in convs] == [64, 128, 256, 512, 512, 512, 512, 512]
+    assert convs[0].use_bias and convs[-1].use_bias       # no BatchNorm on first and innermost
+    assert sum(isinstance(layer, layers.BatchNormalization) for layer in generator.layers) == 6 + 7
+    dropouts = [layer for layer in generator.layers if isinstance(layer, layers.Dropout)]
+    assert len(dropouts) == 3 and all(d.rate == 0.5 for d in dropouts)
+    assert [d.output.shape[1] for d in dropouts] == [2, 4, 8]  # the first three decoder blocks
+    assert generator.output_shape == (None, 256, 256, 3)
+
+
+def test_unet_rejects_sizes_that_cannot_work():
+    with pytest.raises(ValueError, match="too small"):
+        unet((3, 3, 1))
+    with pytest.raises(ValueError, match="multiples of 256"):
+        unet((28, 28, 1), depth=8)
+
+
+def test_discriminator_is_conv_only_and_returns_patch_grid():
+    discriminator = patch_discriminator((28, 28, 1), filters=8)
+    kinds = {type(layer).__name__ for layer in discriminator.layers}
+    assert not kinds & {"Dense", "Flatten", "GlobalAveragePooling2D"}
+    src = tf.zeros((2, 28, 28, 1))
+    logits = discriminator([src, src]).numpy()
+    assert logits.shape == (2, 5, 5, 1)          # a grid of patch logits, not one number
+    assert receptive_field(discriminator) == 34  # the 28x28 default: 34x34 patches
+
+
+def test_discriminator_70x70_at_256():
+    discriminator = patch_discriminator((256, 256, 3))
+    assert receptive_field(discriminator) == 70
+    assert discriminator.output_shape == (None, 30, 30, 1)
+    assert [layer.filters for layer in discriminator.layers if isinstance(layer, layers.Conv2D)] == [
+        64, 128, 256, 512, 1]
+
+
+def test_discriminator_conditional_on_other_channels():
+    discriminator = patch_discriminator((32, 32, 1), target_channels=3, filters=8, n_layers=1)
+    logits = discriminator([tf.zeros((1, 32, 32, 1)), tf.zeros((1, 32, 32, 3))])
+    assert logits.shape == (1, 14, 14, 1) and receptive_field(discriminator) == 16
+
+
+def test_weights_initialised_from_paper_normal():
+    kernel = unet((256, 256, 3)).layers[1].kernel.numpy()  # first conv, 64 * 4 * 4 * 3 weights
+    assert abs(kernel.mean()) < 0.002 and abs(kernel.std() - 0.02) < 0.002
+
+
+def test_one_train_step_updates_both_nets():
+    tf.random.set_seed(0)
+    model = tiny_model()
+    src = tf.random.uniform((4, 16, 16, 1), -1, 1)
+    target = tf.random.uniform((4, 16, 16, 1), -1, 1)
+    before = [[w.numpy() for w in net.trainable_weights] for net in (model.generator, model.discriminator)]
+    logs = model.train_step((src, target))
+    assert set(logs) == {"d_loss", "d_real", "d_fake", "g_gan_loss", "g_l1_loss"}
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    for net, old in zip((model.generator, model.discriminator), before):
+        changed = [np.any(o != w.numpy()) for o, w in zip(old, net.trainable_weights)]
+        assert all(changed), f"{net.name}: some weights did not move"
+    assert model.d_optimizer is not model.g_optimizer
+    assert int(model.d_optimizer.iterations) == 1 and int(model.g_optimizer.iterations) == 1
+
+
+def test_a_few_steps_lower_l1(digits):
+    from mnist_ds import mask_square, to_unit_range
+    tf.random.set_seed(1)
+    target = tf.constant(to_unit_range(digits[0][:8]))
+    src, _ = mask_square(target, seed=(1, 2))
+    model = tiny_model((28, 28, 1), lr=2e-3, dropout_blocks=0)  # no dropout: L1 depends on weights only
+
+    def l1():
+        return float(tf.reduce_mean(tf.abs(target - model.generator(src, training=True))))
+
+    first = l1()
+    step = tf.function(model.train_step)
+    for _ in range(40):
+        step((src, target))
+    assert l1() < 0.6 * first
+
+
+def test_test_step_reports_validation_l1():
+    model = tiny_model()
+    target = tf.zeros((2, 16, 16, 1))
+    logs = model.test_step((target, target))
+    fake = model(target)
+    assert logs["l1"].numpy() == pytest.approx(float(tf.reduce_mean(tf.abs(fake))), rel=1e-5)

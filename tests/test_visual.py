@@ -1,0 +1,48 @@
+"""Pictures and atomic saving."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from utils import atomic_path, write_json
+from visual import plot_history, sample_grid, save_gif, save_image, to_uint8
+
+
+def test_to_uint8_maps_the_unit_range():
+    np.testing.assert_array_equal(to_uint8(np.array([-1.0, 0.0, 1.0, 7.0])), [0, 128, 255, 255])
+
+
+def test_sample_grid_places_input_generated_real():
+    src, fake, target = (np.full((3, 4, 4, 1), v, np.float32) for v in (-1.0, 0.0, 1.0))
+    grid = sample_grid(src, fake, target, pairs_per_row=2, scale=2, gap=1)
+    assert grid.dtype == np.uint8 and grid.shape[-1] == 1
+    assert grid[1, 1, 0] == 0          # top-left: input panel
+    assert grid[1, 1 + 9, 0] == 128    # second panel: generated
+    assert grid[1, 1 + 18, 0] == 255   # third panel: real
+
+
+def test_save_image_and_gif(tmp_path):
+    frames = []
+    for i in range(3):
+        path = tmp_path / f"f{i}.png"
+        save_image(np.full((8, 8), 60 * i, np.uint8), str(path), title=f"frame {i}")
+        frames.append(str(path))
+    save_gif(frames, str(tmp_path / "a.gif"))
+    gif = Image.open(tmp_path / "a.gif")
+    assert gif.n_frames == 3 and gif.size == Image.open(frames[0]).size
+
+
+def test_plot_history_writes_png(tmp_path):
+    plot_history({"d_loss": [0.7, 0.5], "g_l1_loss": [0.3, 0.2], "val_l1": [0.4, 0.3]}, str(tmp_path / "l.png"))
+    assert Image.open(tmp_path / "l.png").size[0] > 100
+
+
+def test_atomic_path_keeps_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "history.json"
+    write_json({"epoch": 1}, str(path))
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(path)) as tmp:
+            with open(tmp, "w") as f:
+                f.write('{"epoch": 2, "trunc')
+            raise RuntimeError("killed mid-save")
+    assert path.read_text().startswith('{\n  "epoch": 1')
+    assert [p.name for p in tmp_path.iterdir()] == ["history.json"]  # no temporary left

@@ -1,0 +1,125 @@
+"""Pictures of training: sample grids, their animated GIF, loss curves, and the callbacks that
+write them once per epoch. Nothing happens at import; folders are made when a file is written."""
+import glob
+import os
+
+import keras
+import numpy as np
+from PIL import Image, ImageDraw
+
+from utils import atomic_path, write_json
+
+
+def to_uint8(images):
+    """float [n, h, w, c] in [-1, 1] -> uint8 [n, h, w, c] in 0..255 (values outside are clipped)."""
+    images = np.asarray(images, np.float32)
+    return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def sample_grid(src, fake, target, pairs_per_row=2, scale=4, gap=4):
+    """One uint8 picture [H, W, c] of (input | generated | real) triples, all on the same scale.
+
+    src, fake, target: float [n, h, w, c] in [-1, 1]. Every panel maps -1 -> black and +1 -> white
+    (or the RGB colours), so an inpainting hole (0.0) shows as mid-grey. Triples are laid out
+    `pairs_per_row` to a row; each image is enlarged `scale` times with nearest-neighbour pixels.
+    """
+    src, fake, target = (to_uint8(a) for a in (src, fake, target))
+    n, h, w, c = target.shape
+    rows = -(-n // pairs_per_row)
+    cell_h, cell_w = h * scale + gap, w * scale + gap
+    triple_w = 3 * cell_w + 2 * gap          # extra space between triples
+    grid = np.full((rows * cell_h + gap, pairs_per_row * triple_w + gap, c), 255, np.uint8)
+    for i in range(n):
+        top = gap + (i // pairs_per_row) * cell_h
+        for j, panel in enumerate((src, fake, target)):
+            left = gap + (i % pairs_per_row) * triple_w + j * cell_w
+            big = panel[i].repeat(scale, axis=0).repeat(scale, axis=1)  # [h*scale, w*scale, c]
+            grid[top:top + h * scale, left:left + w * scale] = big
+    return grid
+
+
+def save_image(array, path, title=None):
+    """Write a uint8 [H, W] / [H, W, 1] / [H, W, 3] array as PNG, atomically, with an optional
+    one-line title strip above it."""
+    array = array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
+    image = Image.fromarray(array)
+    if title:
+        titled = Image.new(image.mode, (image.width, image.height + 16), "white")
+        titled.paste(image, (0, 16))
+        ImageDraw.Draw(titled).text((4, 2), title, fill="black")
+        image = titled
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def save_gif(png_paths, path, seconds_per_frame=0.5):
+    """Animate the PNGs (in the given order) into a looping GIF at `path`, atomically.
+    The last frame is held three times longer so the final result can be read."""
+    frames = [Image.open(p).convert("RGB") for p in png_paths]
+    if not frames:
+        return
+    durations = [int(seconds_per_frame * 1000)] * len(frames)
+    durations[-1] *= 3
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=durations, loop=0)
+
+
+def plot_history(history, path):
+    """Plot the per-epoch training curves of `history` ({name: [value per epoch]}) into a PNG.
+
+    Panels: discriminator loss, D's mean probability on real and generated pairs, the generator's
+    GAN loss, and the L1 loss (training, plus validation if present).
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    panels = [("discriminator loss", ["d_loss"]), ("D(real), D(fake)", ["d_real", "d_fake"]),
+              ("generator GAN loss", ["g_gan_loss"]), ("L1 loss", ["g_l1_loss", "val_l1"])]
+    fig = Figure(figsize=(12, 3))
+    axes = fig.subplots(1, len(panels))
+    for ax, (title, names) in zip(axes, panels):
+        for name in names:
+            if history.get(name):
+                values = history[name]
+                ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        if ax.lines:
+            ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """After every epoch, translate the fixed inputs `src` and save
+    `folder/epoch_NNN.png` (input | generated | real), then refresh `gif_path` with all epochs."""
+
+    def __init__(self, src, target, folder, gif_path=None):
+        super().__init__()
+        self.src, self.target = np.asarray(src), np.asarray(target)
+        self.folder, self.gif_path = folder, gif_path
+
+    def on_epoch_end(self, epoch, logs=None):
+        fake = self.model.generator(self.src, training=False)
+        grid = sample_grid(self.src, np.asarray(fake), self.target)
+        save_image(grid, os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png"),
+                   title=f"epoch {epoch + 1}: input | generated | real")
+        if self.gif_path:
+            save_gif(sorted(glob.glob(os.path.join(self.folder, "epoch_*.png"))), self.gif_path)
+
+
+class HistoryPlot(keras.callbacks.Callback):
+    """After every epoch, append the epoch's logs to `history` and rewrite `json_path` and the
+    loss-curve PNG `png_path`."""
+
+    def __init__(self, png_path, json_path):
+        super().__init__()
+        self.png_path, self.json_path = png_path, json_path
+        self.history = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        write_json(self.history, self.json_path)
+        plot_history(self.history, self.png_path)
