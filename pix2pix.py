@@ -307,7 +307,9 @@ def parse_args(argv=None):
         if f.type is bool:
             parser.add_argument(flag, dest=f.name, action="store_true", help=f.metadata["help"])
         else:
-            parser.add_argument(flag, dest=f.name, type=f.type, default=f.default, help=f.metadata["help"])
+            metavar = {int: "N", float: "X", str: "PATH"}[f.type]
+            parser.add_argument(flag, dest=f.name, type=f.type, default=f.default, metavar=metavar,
+                                help=f.metadata["help"])
     cfg = Config(**vars(parser.parse_args(argv)))
     check_config(cfg, parser.error)
     return cfg
