@@ -201,31 +201,31 @@ def inpainting_ds(targets, batch_size, training=True, hole_sizes=(HOLE_MIN, HOLE
     gets fresh holes every epoch (incomplete last batch dropped, so every step has the same shape).
     Validation data (training=False) keeps its order and the same holes on every pass.
     """
-    ds = tf.data.Dataset.from_tensor_slices(targets).cache()
+    ds = tf.data.Dataset.from_tensor_slices(targets)
     if training:
         if batch_size > len(targets):
             raise ValueError(f"batch size {batch_size} is larger than the {len(targets)} training images")
-        ds = ds.shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.cache().shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size, drop_remainder=True)
         ds = ds.map(lambda t: (mask_square(t, *hole_sizes)[0], t), num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.batch(batch_size)
-        # Stateless holes keyed by the batch index: the same hole for the same image on every pass.
-        ds = ds.enumerate().map(
+        # Stateless holes keyed by the batch index: the same hole for the same image on every
+        # pass, so validation numbers compare across epochs (and nothing needs caching).
+        ds = ds.batch(batch_size).enumerate().map(
             lambda i, t: (mask_square(t, *hole_sizes, seed=tf.stack([tf.cast(seed, tf.int64), i]))[0], t))
-        ds = ds.cache()
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def get_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=(HOLE_MIN, HOLE_MAX),
-           seed=0, verbose=True):
+           seed=0, images=None, verbose=True):
     """MNIST inpainting pipelines: (train_ds, val_ds), each of (src, target) float32 [b, 28, 28, 1].
 
-    The validation split (val_size digits, chosen with `seed`) is held out before any training
-    batch is made, so training never sees it. limit: use only the first `limit` training digits
-    (quick runs and tests).
+    Digits come from `images` (uint8 [n, 28, 28]) if given, else from load_mnist(path). The
+    validation split (val_size digits, chosen with `seed`) is held out before any training batch
+    is made, so training never sees it. limit: use only the first `limit` training digits.
     """
-    images, _ = load_mnist(path, verbose=verbose)
+    if images is None:
+        images, _ = load_mnist(path, verbose=verbose)
     train, val = split_train_val(to_unit_range(images), val_size, seed)
     if limit:
         train = train[:limit]

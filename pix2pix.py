@@ -15,7 +15,7 @@ Pieces, each usable on its own:
 import os
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # script only: hide TensorFlow's start-up log
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # script only: fewer TensorFlow C++ warnings
 
 import argparse
 import dataclasses
@@ -229,7 +229,9 @@ class Pix2Pix(keras.Model):
         self.built = True  # both nets are functional models, built already: save_weights works at once
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Separate Adam optimizers for D and G; default the paper's lr 2e-4, beta_1 0.5."""
+        """Separate Adam optimizers for D and G; default the paper's lr 2e-4, beta_1 0.5.
+        Other keyword arguments (jit_compile, run_eagerly, ...) go to keras.Model.compile."""
+        kwargs.setdefault("optimizer", None)  # Keras' single optimizer is unused: D and G have their own
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)

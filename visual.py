@@ -1,6 +1,5 @@
 """Pictures of training: sample grids, their animated GIF, loss curves, and the callbacks that
 write them once per epoch. Nothing happens at import; folders are made when a file is written."""
-import glob
 import os
 
 import keras
@@ -105,8 +104,9 @@ class SampleGrid(keras.callbacks.Callback):
         grid = sample_grid(self.src, np.asarray(fake), self.target)
         save_image(grid, os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png"),
                    title=f"epoch {epoch + 1}: input | generated | real")
-        if self.gif_path:
-            save_gif(sorted(glob.glob(os.path.join(self.folder, "epoch_*.png"))), self.gif_path)
+        if self.gif_path:  # frames of this run only: never a longer earlier run's later epochs
+            frames = [os.path.join(self.folder, f"epoch_{e:03d}.png") for e in range(1, epoch + 2)]
+            save_gif([f for f in frames if os.path.exists(f)], self.gif_path)
 
 
 class HistoryPlot(keras.callbacks.Callback):

@@ -134,3 +134,14 @@ def test_test_step_reports_validation_l1():
     logs = model.test_step((target, target))
     fake = model(target)
     assert logs["l1"].numpy() == pytest.approx(float(tf.reduce_mean(tf.abs(fake))), rel=1e-5)
+
+
+def test_grey_to_colour_pairs_train():
+    """Own pairs with different channel counts: 1-channel inputs, 3-channel targets."""
+    model = Pix2Pix(generator=unet((32, 32, 1), out_channels=3, filters=8, max_filters=16),
+                    discriminator=patch_discriminator((32, 32, 1), target_channels=3, filters=8))
+    model.compile()
+    pairs = tf.data.Dataset.from_tensor_slices((tf.zeros((4, 32, 32, 1)), tf.ones((4, 32, 32, 3)))).batch(2)
+    history = model.fit(pairs, epochs=1, verbose=0)
+    assert np.isfinite(history.history["g_l1_loss"][0])
+    assert model(tf.zeros((1, 32, 32, 1))).shape == (1, 32, 32, 3)

@@ -1,0 +1,111 @@
+"""benchmarks/bench_train.py at a tiny budget: every mode gives a positive, finite speed, and the
+tutorial-style reference step really trains both nets."""
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import bench_train  # noqa: E402
+
+
+def test_quick_mnist_run_gives_a_speed_for_every_mode(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    code = bench_train.main(["--quick", "--small", "--only", "mnist", "--no-isolate", "--json", str(path)])
+    assert code == 0
+    result = json.loads(path.read_text())
+    rows = result["rows"]
+    assert not [r for r in rows if "error" in r]
+    modes = {r["mode"]: r for r in rows if r["config"] == "mnist"}
+    for mode in (*bench_train.MODES["mnist"], "input pipeline", "fit epoch (compiled)"):
+        assert mode in modes, mode
+        speed = modes[mode]["images_per_s"]
+        assert math.isfinite(speed) and speed > 0, (mode, speed)
+    for mode in bench_train.MODES["mnist"]:
+        row = modes[mode]
+        assert row["steps"] == 2 and row["batch_size"] == 64
+        assert row["loss_finite"] and row["ms_per_step"] > 0 and row["peak_rss_mib"] > 0
+    assert modes["input pipeline"]["images"] == 320
+    assert "reference" in bench_train.MODES["mnist"]
+    assert {"mnist: compiled / eager", "mnist: xla / compiled", "mnist: compiled / reference"} <= set(result["ratios"])
+    out = capsys.readouterr().out
+    assert "| config | mode |" in out and "Command: `python" in out and "TensorFlow" in out
+
+
+def test_isolated_reference_case_reports_memory():
+    rows = bench_train.run_isolated({"kind": "case", "config": "mnist", "mode": "reference", "steps": 2,
+                                     "warmup": 1, "small": True}, timeout=120)
+    assert len(rows) == 1 and "error" not in rows[0], rows
+    row = rows[0]
+    assert row["mode"] == "reference" and row["steps"] == 2
+    assert math.isfinite(row["images_per_s"]) and row["images_per_s"] > 0
+    assert row["loss_finite"] and row["peak_rss_mib"] > 100  # TensorFlow alone takes more
+
+
+def test_reference_step_updates_both_nets_from_the_same_pass():
+    """One step of Adam moves each weight by lr * sign(gradient): check it against gradients
+    computed here, G's of the GAN + L1 loss and D's of the real + generated loss, both at the
+    weights before the step (the tutorial's simultaneous update)."""
+    import keras
+    import tensorflow as tf
+
+    from pix2pix import patch_discriminator, unet
+    keras.utils.set_random_seed(1)
+    shape, lr, l1_weight = (16, 16, 1), 2e-4, 100.0
+    generator = unet(shape, filters=8, max_filters=16, dropout=0.0)  # no dropout: a repeatable pass
+    discriminator = patch_discriminator(shape, filters=8)
+    src = tf.random.uniform((4, *shape), -1, 1)
+    target = tf.random.uniform((4, *shape), -1, 1)
+
+    xent = tf.nn.sigmoid_cross_entropy_with_logits
+    with tf.GradientTape(persistent=True) as tape:
+        fake = generator(src, training=True)
+        real_logits = discriminator([src, target], training=True)
+        fake_logits = discriminator([src, fake], training=True)
+        g_loss = (tf.reduce_mean(xent(labels=tf.ones_like(fake_logits), logits=fake_logits))
+                  + l1_weight * tf.reduce_mean(tf.abs(target - fake)))
+        d_loss = (tf.reduce_mean(xent(labels=tf.ones_like(real_logits), logits=real_logits))
+                  + tf.reduce_mean(xent(labels=tf.zeros_like(fake_logits), logits=fake_logits)))
+    g_grads = tape.gradient(g_loss, generator.trainable_variables)
+    d_grads = tape.gradient(d_loss, discriminator.trainable_variables)
+
+    before = {id(v): v.numpy().copy() for v in generator.variables + discriminator.variables}
+    step, g_opt, d_opt = bench_train.make_reference_step(generator, discriminator, l1_weight=l1_weight, lr=lr)
+    losses = {k: float(v) for k, v in step(src, target).items()}
+    assert all(math.isfinite(v) for v in losses.values()), losses
+    assert losses["disc_loss"] == pytest.approx(float(d_loss), rel=1e-4)
+    assert losses["gen_total_loss"] == pytest.approx(float(g_loss), rel=1e-4)
+
+    for net, grads in ((generator, g_grads), (discriminator, d_grads)):
+        assert len(net.trainable_variables) > 0
+        for var, grad in zip(net.trainable_variables, grads):
+            delta = var.numpy() - before[id(var)]
+            assert np.any(delta != 0), f"{net.name}: {var.path} did not change"
+            grad = grad.numpy()
+            big = np.abs(grad) > 1e-3  # where Adam's epsilon is negligible: a step of exactly lr
+            np.testing.assert_allclose(delta[big], -lr * np.sign(grad[big]), atol=0.05 * lr,
+                                       err_msg=f"{net.name}: {var.path}")
+        # BatchNorm statistics follow the training batch too
+        moved = [v for v in net.non_trainable_variables if np.any(v.numpy() != before[id(v)])]
+        assert moved, f"{net.name}: no BatchNorm moving statistic changed"
+    assert int(g_opt.iterations.numpy()) == 1 and int(d_opt.iterations.numpy()) == 1
+
+
+def test_report_and_ratios_from_rows():
+    rows = [{"config": "paper", "mode": m, "batch_size": 1, "steps": 3, "ms_per_step": ms, "ms_sd": 1.0,
+             "images_per_s": 1e3 / ms, "warmup_s": 5.0, "first_step_s": 4.0, "peak_rss_mib": 2000.0,
+             "rss_growth_mib": 900.0}
+            for m, ms in (("eager", 400.0), ("compiled", 200.0), ("xla", 100.0), ("reference", 160.0))]
+    rows.append({"config": "paper", "mode": "xla", "error": "boom"})
+    found = bench_train.ratios(rows)
+    assert found["paper: compiled / eager"] == pytest.approx(2.0)
+    assert found["paper: xla / compiled"] == pytest.approx(2.0)
+    assert found["paper: compiled / reference"] == pytest.approx(0.8)
+    info = bench_train.machine_info()
+    assert info["nproc"] >= 1
+    report = bench_train.format_report(rows, info, "python benchmarks/bench_train.py", {"steps": 3})
+    assert "paper 256x256x3 | reference | 1 | 3 | 160.0" in report
+    assert "failed: boom" in report and "compiled / reference: 0.80x" in report
