@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from pix2pix import Pix2Pix, patch_discriminator, receptive_field, unet, unet_layout
+from pix2pix import Pix2Pix, patch_discriminator, receptive_field, unet
 
 
 def tiny_model(img_shape=(16, 16, 1), lr=2e-4, **unet_kwargs):
@@ -27,13 +27,17 @@ def test_unet_output_shape_and_range(img_shape):
     assert fake.std() > 0  # not a constant
 
 
-def test_unet_depth_follows_size():
-    assert unet_layout(28, 28) == (5, 4, 4)      # padded to 32, bottleneck 1x1
-    assert unet_layout(256, 256) == (8, 0, 0)    # the paper's U-Net-256
-    assert unet_layout(16, 16) == (4, 0, 0)
-    generator = unet((28, 28, 1), filters=8, max_filters=16)
-    bottleneck = min(layer.output.shape[1] for layer in generator.layers if isinstance(layer, layers.Conv2D))
-    assert bottleneck == 1
+@pytest.mark.parametrize("img_shape, depth, padded", [
+    ((28, 28, 1), 5, 32),      # padded to 32, bottleneck 1x1
+    ((16, 16, 1), 4, 16),
+    ((20, 24, 1), 3, 24),      # 1x1 would need too much padding: stop at a 3x3 bottleneck
+])
+def test_unet_depth_follows_size(img_shape, depth, padded):
+    generator = unet(img_shape, filters=4, max_filters=8)
+    convs = [layer for layer in generator.layers if type(layer) is layers.Conv2D]
+    assert len(convs) == depth and generator.name == f"unet_{depth}"
+    assert convs[0].input.shape[1] == padded
+    assert generator.output_shape == (None, *img_shape)
 
 
 def test_unet_skip_concatenations():

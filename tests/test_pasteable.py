@@ -1,10 +1,8 @@
-"""The lesson's building blocks can be pasted into a fresh notebook.
+"""The lesson's building blocks can be pasted alone into a fresh file.
 
 Each function's source (inspect.getsource) is exec'd in a clean namespace holding only the
-third-party imports it uses (import keras, from keras import layers, import tensorflow as tf, ...),
-then called: it must build a model of the right output shape, or mask a batch correctly.
-A function that reads other names of its module (helpers, constants) cannot be pasted alone;
-BLOCKERS lists them, and the test that pastes the function alone is an expected failure for them.
+imports it uses (import keras, from keras import layers, import tensorflow as tf, ...), then
+called: it must build a model of the right output shape, or mask a batch correctly.
 """
 import ast
 import builtins
@@ -18,15 +16,7 @@ import pytest
 import mnist_ds
 import pix2pix
 
-PROJECT_MODULES = {"pix2pix", "mnist_ds", "utils", "visual"}  # a pasted snippet cannot import these
-
-# Names each function needs from its own module besides imports, helpers of helpers included.
-# To paste the function, paste these too. Update this dict when the code changes.
-BLOCKERS = {
-    "unet": {"unet_layout", "downsample", "upsample", "INIT"},
-    "patch_discriminator": {"downsample", "INIT"},
-    "mask_square": set(),
-}
+PROJECT_MODULES = {"pix2pix", "mnist_ds", "utils", "visual", "evaluate"}  # a pasted snippet cannot import these
 
 
 def check_unet(namespace):
@@ -93,68 +83,21 @@ def global_names(func):
     return names - set(dir(builtins))
 
 
-def constant_source(module, name):
-    """Source of the top-level assignment `name = ...` in module."""
-    source = inspect.getsource(module)
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return ast.get_source_segment(source, node)
-    raise LookupError(f"{module.__name__}.{name} is neither a function nor a top-level constant")
-
-
-def paste(func, with_helpers):
-    """(source to exec, names pasted besides func): imports first, then constants, then functions."""
-    module = inspect.getmodule(func)
-    imports = module_imports(module)
-    todo, pasted, used_imports = [func.__name__], {}, set()
-    while todo:
-        name = todo.pop()
-        obj = getattr(module, name)
-        if isinstance(obj, types.FunctionType):
-            pasted[name] = inspect.getsource(obj)
-            needed = global_names(obj)
-        else:
-            pasted[name] = constant_source(module, name)
-            needed = {n.id for n in ast.walk(ast.parse(pasted[name])) if isinstance(n, ast.Name)}
-            needed -= {name, *dir(builtins)}
-        used_imports |= needed & imports.keys()
-        if with_helpers:
-            todo += [n for n in needed - imports.keys() - pasted.keys() if n not in todo]
-    is_function = {name: isinstance(getattr(module, name), types.FunctionType) for name in pasted}
-    constants = [src for name, src in pasted.items() if not is_function[name]]
-    functions = [src for name, src in pasted.items() if is_function[name]]
-    source = "\n".join(sorted({imports[name] for name in used_imports})) + "\n\n"
-    source += "\n".join(constants) + "\n\n\n" + "\n\n".join(functions)
-    return source, set(pasted) - {func.__name__}
+def paste(func):
+    """Source to exec: the imports that `func` uses, then its own source; and the module-level
+    names it reads that are not imports (they would be missing in a fresh file)."""
+    imports = module_imports(inspect.getmodule(func))
+    needed = global_names(func)
+    source = "\n".join(sorted({imports[name] for name in needed & imports.keys()}))
+    return source + "\n\n" + inspect.getsource(func), needed - imports.keys()
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_blockers_are_as_documented(name):
-    func = CASES[name][0]
-    _, helpers = paste(func, with_helpers=True)
-    assert helpers == BLOCKERS[name], f"{name} now needs {sorted(helpers)}: update BLOCKERS"
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(
-        raises=NameError, strict=True,
-        reason=f"{name} reads {', '.join(sorted(BLOCKERS[name]))} from {CASES[name][0].__module__}.py, "
-               f"so it must be pasted together with them"))
-    if BLOCKERS[name] else name
-    for name in CASES])
 def test_function_pastes_alone(name):
     func, check = CASES[name]
-    source, _ = paste(func, with_helpers=False)
-    namespace = {}
-    exec(compile(source, f"<pasted {name}>", "exec"), namespace)
-    check(namespace)
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_function_pastes_with_its_helpers(name):
-    func, check = CASES[name]
-    source, _ = paste(func, with_helpers=True)
+    source, missing = paste(func)
+    assert not missing, f"{name} reads {sorted(missing)} from its module: it cannot be pasted alone"
     assert not any(f"import {m}" in source or f"from {m} " in source for m in PROJECT_MODULES)
     namespace = {}
-    exec(compile(source, f"<pasted {name} and helpers>", "exec"), namespace)
+    exec(compile(source, f"<pasted {name}>", "exec"), namespace)
     check(namespace)
