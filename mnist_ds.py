@@ -194,40 +194,60 @@ def split_train_val(images, val_size, seed=0):
     return images[order[:-val_size]], images[order[-val_size:]]
 
 
-def inpainting_ds(targets, batch_size, training=True, hole_sizes=(HOLE_MIN, HOLE_MAX), seed=0):
+def inpainting_ds(targets, batch_size, training=True, hole_sizes=(HOLE_MIN, HOLE_MAX), seed=0,
+                  first_epoch=0, skip_steps=0):
     """tf.data of (src, target) batches: float32 [batch, h, w, c] in [-1, 1]; src has a hole.
 
-    targets: float32 [n, h, w, c] in [-1, 1]. Training data is cached, reshuffled every epoch and
-    gets fresh holes every epoch (incomplete last batch dropped, so every step has the same shape).
-    Validation data (training=False) keeps its order and the same holes on every pass.
+    targets: float32 [n, h, w, c] in [-1, 1].
+    Training (training=True): an endless stream of epochs of n // batch_size full batches (the
+    incomplete last batch is dropped, so every step has the same shape); train with
+    fit(steps_per_epoch=n // batch_size). Epoch e is a permutation of the images drawn from
+    (seed, e), and every batch gets fresh holes drawn from (seed, its global step): stateless, so a
+    run resumed at (first_epoch, skip_steps) sees exactly the batches it would have seen.
+    Validation (training=False): one pass in order, with the same holes on every pass, so
+    validation numbers compare across epochs.
     """
-    ds = tf.data.Dataset.from_tensor_slices(targets)
-    if training:
-        if batch_size > len(targets):
-            raise ValueError(f"batch size {batch_size} is larger than the {len(targets)} training images")
-        ds = ds.cache().shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size, drop_remainder=True)
-        ds = ds.map(lambda t: (mask_square(t, *hole_sizes)[0], t), num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        # Stateless holes keyed by the batch index: the same hole for the same image on every
-        # pass, so validation numbers compare across epochs (and nothing needs caching).
-        ds = ds.batch(batch_size).enumerate().map(
-            lambda i, t: (mask_square(t, *hole_sizes, seed=tf.stack([tf.cast(seed, tf.int64), i]))[0], t))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    n = len(targets)
+    if not training:
+        ds = tf.data.Dataset.from_tensor_slices(targets).batch(batch_size).enumerate()
+        return ds.map(lambda i, t: (mask_square(t, *hole_sizes, seed=_fold_seed(seed, 1, i))[0], t)).prefetch(2)
+    if batch_size > n:
+        raise ValueError(f"batch size {batch_size} is larger than the {n} training images")
+    images, steps = tf.constant(targets, tf.float32), n // batch_size
+
+    def epoch_batches(epoch):  # epoch's batches of image indices: [steps, batch_size]
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=_fold_seed(seed, 0, epoch))
+        return tf.reshape(order[:steps * batch_size], [steps, batch_size])
+
+    def pair(step, indices):   # global step -> (src, target) with fresh holes
+        target = tf.gather(images, indices)
+        return mask_square(target, *hole_sizes, seed=_fold_seed(seed, 2, step))[0], target
+
+    epochs = tf.data.Dataset.range(first_epoch, 2 ** 31).map(epoch_batches).unbatch()
+    ds = epochs.enumerate(start=first_epoch * steps).skip(skip_steps)
+    return ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _fold_seed(seed, stream, counter):
+    """A stateless-RNG seed [2] for (seed, stream, counter): distinct streams never share seeds."""
+    base = tf.stack([tf.cast(seed, tf.int64), tf.constant(stream, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))
 
 
 def get_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=(HOLE_MIN, HOLE_MAX),
-           seed=0, images=None, verbose=True):
-    """MNIST inpainting pipelines: (train_ds, val_ds), each of (src, target) float32 [b, 28, 28, 1].
+           seed=0, images=None, first_epoch=0, skip_steps=0, verbose=True):
+    """MNIST inpainting pipelines: (train_ds, val_ds, steps_per_epoch); the datasets yield
+    (src, target) float32 [b, 28, 28, 1]. train_ds is endless: pass steps_per_epoch to fit.
 
     Digits come from `images` (uint8 [n, 28, 28]) if given, else from load_mnist(path). The
     validation split (val_size digits, chosen with `seed`) is held out before any training batch
     is made, so training never sees it. limit: use only the first `limit` training digits.
+    first_epoch, skip_steps: where a resumed run starts in the stream of training batches.
     """
     if images is None:
         images, _ = load_mnist(path, verbose=verbose)
     train, val = split_train_val(to_unit_range(images), val_size, seed)
     if limit:
         train = train[:limit]
-    return (inpainting_ds(train, batch_size, True, hole_sizes, seed),
-            inpainting_ds(val, batch_size, False, hole_sizes, seed))
+    return (inpainting_ds(train, batch_size, True, hole_sizes, seed, first_epoch, skip_steps),
+            inpainting_ds(val, batch_size, False, hole_sizes, seed), len(train) // batch_size)

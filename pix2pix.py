@@ -28,8 +28,9 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from mnist_ds import get_ds
-from utils import SaveModels, set_seed, write_json
+from mnist_ds import get_ds, load_mnist
+from utils import (Checkpoint, SaveGenerator, StopOnNonFinite, read_progress, remove_partial_files,
+                   restore_checkpoint, set_seed, write_json)
 from visual import HistoryPlot, SampleGrid
 
 
@@ -42,8 +43,9 @@ class Config:
     epochs: int = field(default=15, metadata={"help": "passes over the training digits"})
     batch_size: int = field(default=64, metadata={"help": "images per step; the paper used 1 at 256x256, "
                                                            "64 trains MNIST faster with the same results"})
-    l1_weight: float = field(default=100.0, metadata={
-        "flag": "--lambda", "help": "weight of the L1 term in G's loss (the paper's lambda = 100)"})
+    l1_weight: float = field(default=1000.0, metadata={
+        "flag": "--lambda", "help": "weight of the L1 term in G's loss; the paper used 100, on MNIST "
+                                    "1000 measured best (README)"})
     lr: float = field(default=2e-4, metadata={"help": "Adam learning rate of both nets (paper: 2e-4)"})
     beta_1: float = field(default=0.5, metadata={"help": "Adam beta_1 of both nets (paper: 0.5)"})
     data: str = field(default=None, metadata={
@@ -61,7 +63,17 @@ class Config:
                 "3 for 256x256 = the paper's 70x70)"})
     hole_min: int = field(default=10, metadata={"help": "smallest side of the square hole, pixels"})
     hole_max: int = field(default=15, metadata={"help": "largest side of the square hole, pixels"})
-    jit: bool = field(default=False, metadata={"help": "compile the training step with XLA"})
+    save_every: int = field(default=0, metadata={
+        "help": "also save a checkpoint every N steps within an epoch (0: only at the end of each epoch)"})
+    resume: bool = field(default=False, metadata={
+        "help": "continue the run saved in --out (same flags; --epochs may grow)"})
+    overwrite: bool = field(default=False, metadata={
+        "help": "start afresh in an --out that holds another run's checkpoint, replacing it"})
+    deterministic: bool = field(default=False, metadata={
+        "help": "bit-identical results for the same --seed on the same machine (TensorFlow op "
+                "determinism; slower)"})
+    jit: bool = field(default=False, metadata={"help": "compile the training step with XLA (for GPUs; "
+                                                       "slower on CPU)"})
     summary: bool = field(default=False, metadata={"help": "print both nets' summaries before training"})
     verbose: int = field(default=1, metadata={"help": "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch"})
 
@@ -225,6 +237,22 @@ class Pix2Pix(keras.Model):
     def call(self, src, training=False):
         return self.generator(src, training=training)
 
+    def fit(self, x=None, y=None, **kwargs):
+        """keras.Model.fit, after checking that the pairs fit the nets: x = src and y = target as
+        arrays (float [n, h, w, c] in [-1, 1]), or x = a tf.data.Dataset of (src, target) batches."""
+        src_shape, target_shape = self.generator.input_shape[1:], self.generator.output_shape[1:]
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            if not (isinstance(spec, tuple) and len(spec) == 2):
+                raise ValueError(f"the dataset must yield (src, target) pairs, got elements {spec}")
+            for part, want in zip(spec, (src_shape, target_shape)):
+                if not part.dtype.is_floating or part.shape.rank != 4 or tuple(part.shape[1:]) != want:
+                    raise ValueError(f"the dataset yields {part.dtype.name} {part.shape} but the nets "
+                                     f"take float batches [n, {', '.join(map(str, want))}]")
+        elif x is not None:
+            x, y = check_images(x, "src", src_shape), check_images(y, "target", target_shape)
+        return super().fit(x, y, **kwargs)
+
     def train_step(self, data):
         """1. G draws `fake` from `src` (one forward pass serves both updates).
         2. D update: real pair (src, target) -> 1, generated pair (src, fake) -> 0; loss halved,
@@ -277,9 +305,42 @@ def build_model(cfg, img_shape=(28, 28, 1)):
     return model
 
 
+def check_images(images, name="images", img_shape=None):
+    """float32 [n, h, w, c] array of `images`, or ValueError naming what is wrong: the dtype (not
+    floats), the rank, the size or channels (if img_shape is given), or values outside [-1, 1]."""
+    array = np.asarray(images)
+    if array.dtype.kind != "f":
+        raise ValueError(f"{name} must be floats in [-1, 1], got dtype {array.dtype} "
+                         f"(scale uint8 images with x / 127.5 - 1)")
+    if array.ndim != 4:
+        raise ValueError(f"{name} must have rank 4 [n, height, width, channels], got shape {list(array.shape)}")
+    if img_shape is not None and tuple(array.shape[1:]) != tuple(img_shape):
+        raise ValueError(f"{name} are {list(array.shape[1:])} (height, width, channels) but the model "
+                         f"takes {list(img_shape)}")
+    low, high = float(np.min(array)), float(np.max(array))
+    if not (-1.0 - 1e-3 <= low and high <= 1.0 + 1e-3):  # NaN fails too
+        raise ValueError(f"{name} must lie in [-1, 1], got values from {low} to {high}")
+    return array.astype(np.float32)
+
+
+def translate(generator, images, batch_size=64):
+    """Run `generator` on `images` (float [n, h, w, c] in [-1, 1], checked against the generator's
+    input) in inference mode: dropout off, BatchNorm's moving statistics used and never updated.
+    Returns float32 numpy [n, h, w, out_channels] in [-1, 1]."""
+    src = check_images(images, "images", generator.input_shape[1:])
+    return np.concatenate([np.asarray(generator(src[i:i + batch_size], training=False))
+                           for i in range(0, len(src), batch_size)])
+
+
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
+
+def flag(name):
+    """The command-line flag of the Config field `name`: "--batch-size", "--lambda", ..."""
+    metadata = {f.name: f.metadata for f in dataclasses.fields(Config)}[name]
+    return metadata.get("flag", "--" + name.replace("_", "-"))
+
 
 def parse_args(argv=None):
     """Config from command-line flags; each Config field is a flag (--batch-size, --lambda, ...)."""
@@ -287,12 +348,11 @@ def parse_args(argv=None):
         description="Train Pix2Pix to fill square holes in MNIST digits (Isola et al. 2017).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(Config):
-        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         if f.type is bool:
-            parser.add_argument(flag, dest=f.name, action="store_true", help=f.metadata["help"])
+            parser.add_argument(flag(f.name), dest=f.name, action="store_true", help=f.metadata["help"])
         else:
             metavar = {int: "N", float: "X", str: "PATH"}[f.type]
-            parser.add_argument(flag, dest=f.name, type=f.type, default=f.default, metavar=metavar,
+            parser.add_argument(flag(f.name), dest=f.name, type=f.type, default=f.default, metavar=metavar,
                                 help=f.metadata["help"])
     cfg = Config(**vars(parser.parse_args(argv)))
     check_config(cfg, parser.error)
@@ -303,48 +363,106 @@ def check_config(cfg, error):
     """Call error(message) for values that cannot work."""
     for name in ("epochs", "batch_size", "val_size", "gen_filters", "disc_filters", "gen_max_filters"):
         if getattr(cfg, name) < 1:
-            error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+            error(f"{flag(name)} must be at least 1, got {getattr(cfg, name)}")
     if cfg.l1_weight < 0:
         error(f"--lambda must be >= 0, got {cfg.l1_weight}")
     if cfg.lr <= 0 or not 0 <= cfg.beta_1 < 1:
         error(f"need --lr > 0 and 0 <= --beta-1 < 1, got {cfg.lr} and {cfg.beta_1}")
     if not 1 <= cfg.hole_min <= cfg.hole_max <= 28:
         error(f"need 1 <= --hole-min <= --hole-max <= 28 (the image side), got {cfg.hole_min}, {cfg.hole_max}")
-    if cfg.out and os.path.isfile(cfg.out):
+    if cfg.limit < 0 or cfg.save_every < 0:
+        error(f"--limit and --save-every must be >= 0, got {cfg.limit} and {cfg.save_every}")
+    if cfg.resume and cfg.overwrite:
+        error("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    if os.path.isfile(cfg.out):
         error(f"--out {cfg.out} is an existing file, not a folder")
 
 
-def train(cfg):
-    """Train on MNIST inpainting as `cfg` says and write every output into cfg.out.
-    Returns the trained Pix2Pix model and its keras History."""
+# Settings a resumed run must share with the run it continues (others, like --epochs, may change).
+RESUME_MUST_MATCH = ("batch_size", "l1_weight", "lr", "beta_1", "data", "seed", "val_size", "limit",
+                     "gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "hole_min", "hole_max")
+
+
+def start_state(cfg, checkpoint):
+    """Where training starts: (epoch, step, history) from `checkpoint` for --resume, else zeros.
+    Raises ValueError for a resume without a checkpoint or with other settings, and for a fresh
+    run into a folder that holds another run's checkpoint (unless --overwrite)."""
+    progress = read_progress(checkpoint)
+    if not cfg.resume:
+        if progress and not cfg.overwrite:
+            raise ValueError(f"{cfg.out} holds another run's checkpoint (epochs done: {progress['epoch']}); "
+                             f"add --resume to continue it, --overwrite to replace it, or choose another --out")
+        return 0, 0, {}
+    if progress is None:
+        raise ValueError(f"--resume: no checkpoint in {cfg.out} ({os.path.basename(checkpoint)} is missing); "
+                         f"start without --resume")
+    changed = [f"{flag(k)} {progress['config'][k]} -> {getattr(cfg, k)}"
+               for k in RESUME_MUST_MATCH if progress["config"].get(k) != getattr(cfg, k)]
+    if changed:
+        raise ValueError(f"--resume needs the settings of the saved run; changed: {', '.join(changed)}")
+    return progress["epoch"], progress["step"], progress["history"]
+
+
+def train(cfg, callbacks=()):
+    """Train on MNIST inpainting as `cfg` says and write every output into cfg.out; with
+    cfg.resume, continue the run saved there. Extra Keras `callbacks` run after the library's.
+    Returns the trained Pix2Pix model and the per-epoch history ({name: [value per epoch]})."""
+    checkpoint = os.path.join(cfg.out, "pix2pix.weights.h5")
+    epoch, step, history = start_state(cfg, checkpoint)
+    if epoch >= cfg.epochs:
+        print(f"{cfg.out}: the run already finished its {epoch} epochs; nothing to do "
+              f"(raise --epochs to train longer)")
+        return None, history
     set_seed(cfg.seed)
-    print(f"Writing outputs to {os.path.abspath(cfg.out)}")
-    train_ds, val_ds = get_ds(cfg.batch_size, path=cfg.data, val_size=cfg.val_size, limit=cfg.limit,
-                              hole_sizes=(cfg.hole_min, cfg.hole_max), seed=cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    images, _ = load_mnist(cfg.data)  # bad data fails here, before anything is written
+    try:
+        os.makedirs(cfg.out, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot write into --out {cfg.out}: {e.strerror}") from e
+    remove_partial_files(cfg.out)  # left by a run killed in the middle of a save
+    print(f"Writing outputs to {os.path.abspath(cfg.out)}" +
+          (f" (resuming at epoch {epoch + 1}, step {step})" if cfg.resume else ""))
+    data = dict(images=images, val_size=cfg.val_size, limit=cfg.limit, hole_sizes=(cfg.hole_min, cfg.hole_max),
+                seed=cfg.seed)
+    train_ds, val_ds, steps = get_ds(cfg.batch_size, first_epoch=epoch, skip_steps=step, **data)
     model = build_model(cfg)
+    if cfg.resume:
+        restore_checkpoint(model, checkpoint)
     if cfg.summary:
         model.generator.summary()
         model.discriminator.summary()
     write_json(dataclasses.asdict(cfg), os.path.join(cfg.out, "config.json"))
     src, target = next(iter(val_ds))  # fixed validation inputs for the sample grids
-    callbacks = [SampleGrid(src[:8], target[:8], os.path.join(cfg.out, "samples"),
-                            gif_path=os.path.join(cfg.out, "samples.gif")),
-                 HistoryPlot(os.path.join(cfg.out, "losses.png"), os.path.join(cfg.out, "history.json")),
-                 SaveModels(cfg.out)]
-    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks,
-                        verbose=cfg.verbose, shuffle=False)  # shuffle=False: the tf.data pipeline shuffles
-    return model, history
+    plot = HistoryPlot(os.path.join(cfg.out, "losses.png"), os.path.join(cfg.out, "history.json"), history)
+    saver = Checkpoint(checkpoint, plot.history, dataclasses.asdict(cfg), every_steps=cfg.save_every)
+    guard = StopOnNonFinite(steps)
+    library_callbacks = [guard, SampleGrid(src[:8], target[:8], os.path.join(cfg.out, "samples"),
+                                           gif_path=os.path.join(cfg.out, "samples.gif")),
+                         plot, SaveGenerator(os.path.join(cfg.out, "generator.keras")), saver]
+    fit = dict(validation_data=val_ds, callbacks=[*library_callbacks, *callbacks], verbose=cfg.verbose,
+               shuffle=False)  # shuffle=False: the tf.data pipeline shuffles
+    if step:  # a run resumed mid-epoch first finishes that epoch (its logs average the steps run now)
+        saver.step_offset = guard.step_offset = step
+        model.fit(train_ds, steps_per_epoch=steps - step, initial_epoch=epoch, epochs=epoch + 1, **fit)
+        epoch += 1
+        train_ds, _, _ = get_ds(cfg.batch_size, first_epoch=epoch, **data)
+    if epoch < cfg.epochs:
+        model.fit(train_ds, steps_per_epoch=steps, initial_epoch=epoch, epochs=cfg.epochs, **fit)
+    return model, plot.history
 
 
 def main(argv=None):
     cfg = parse_args(argv)
     try:
         model, history = train(cfg)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:  # bad data or settings: one clear line
+    except (ValueError, OSError, RuntimeError, FloatingPointError) as e:  # bad data, settings, disk: one line
         sys.exit(f"pix2pix.py: error: {e}")
-    val_l1 = history.history.get("val_l1", [float("nan")])[-1]
-    print(f"Done: validation L1 {val_l1:.4f}. Samples: {os.path.join(cfg.out, 'samples')}, "
-          f"animation: {os.path.join(cfg.out, 'samples.gif')}, generator: {os.path.join(cfg.out, 'generator.keras')}")
+    if model is not None:
+        val_l1 = history.get("val_l1", [float("nan")])[-1]
+        print(f"Done: validation L1 {val_l1:.4f}. Samples: {os.path.join(cfg.out, 'samples')}, animation: "
+              f"{os.path.join(cfg.out, 'samples.gif')}, generator: {os.path.join(cfg.out, 'generator.keras')}")
 
 
 if __name__ == "__main__":

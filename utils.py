@@ -1,19 +1,31 @@
-"""Small helpers shared by the scripts: seeding, atomic saving, and the saving callback.
+"""Small helpers shared by the scripts: seeding, atomic saving, checkpoints and their callbacks.
 
 Every file is written to a temporary name in the same folder and renamed into place, so a run
 killed in the middle of a save leaves the previous file whole.
 """
 import contextlib
+import glob
 import json
+import math
 import os
 import tempfile
 
+import h5py
 import keras
 
 
 def set_seed(seed):
     """Seed Python, NumPy and TensorFlow (keras.utils.set_random_seed) for repeatable runs."""
     keras.utils.set_random_seed(int(seed))
+
+
+PARTIAL = ".partial"  # marks temporary files; a process killed mid-save leaves one behind
+
+
+def remove_partial_files(folder):
+    """Delete the temporary files that saves killed half-way left in `folder` and its sub-folders."""
+    for path in glob.glob(os.path.join(glob.escape(folder), "**", f".*{PARTIAL}*"), recursive=True):
+        os.remove(path)
 
 
 @contextlib.contextmanager
@@ -27,7 +39,7 @@ def atomic_path(path):
     name = os.path.basename(path)
     # Keep the full suffix (".weights.h5", ".keras"): Keras checks it when saving.
     suffix = name[name.index("."):] if "." in name else ""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f"{PARTIAL}{suffix}", dir=folder)
     os.close(fd)
     os.remove(tmp)  # writers such as h5py want to create the file themselves
     try:
@@ -56,14 +68,117 @@ def save_weights(model, path):
         model.save_weights(tmp)
 
 
-class SaveModels(keras.callbacks.Callback):
-    """After every epoch, save the generator (`generator.keras`) and all weights of the model
-    (`pix2pix.weights.h5`) into `folder`, each atomically."""
+class SaveGenerator(keras.callbacks.Callback):
+    """After every epoch, save the generator alone into `path` (a .keras file), atomically."""
 
-    def __init__(self, folder):
+    def __init__(self, path):
         super().__init__()
-        self.folder = folder
+        self.path = path
 
     def on_epoch_end(self, epoch, logs=None):
-        save_model(self.model.generator, os.path.join(self.folder, "generator.keras"))
-        save_weights(self.model, os.path.join(self.folder, "pix2pix.weights.h5"))
+        save_model(self.model.generator, self.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: one file holds everything needed to resume, so one rename makes a save atomic.
+# ---------------------------------------------------------------------------------------------
+
+def seed_generators(model):
+    """{layer path: keras SeedGenerator} of the layers that draw random numbers (Dropout).
+    Their states are no weights, so checkpoints store them separately."""
+    return {f"{net.name}/{layer.name}": layer.seed_generator
+            for net in (model.generator, model.discriminator) for layer in net.layers
+            if hasattr(layer, "seed_generator")}
+
+
+def save_checkpoint(model, path, progress):
+    """Save all weights of `model` (both nets and both optimizers' states), the dropout RNG
+    states and `progress` (a JSON-able dict: epoch, step, history, config) in one .weights.h5."""
+    rng = {name: [int(v) for v in gen.state.numpy()] for name, gen in seed_generators(model).items()}
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp)
+        with h5py.File(tmp, "a") as f:
+            f.attrs["pix2pix_progress"] = json.dumps({**progress, "rng": rng})
+
+
+def read_progress(path):
+    """The progress dict stored by save_checkpoint in `path`, or None if `path` does not exist."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            return json.loads(f.attrs["pix2pix_progress"])
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"{path}: not a pix2pix checkpoint or unreadable ({e})") from e
+
+
+def restore_checkpoint(model, path):
+    """Load a checkpoint written by save_checkpoint into a compiled Pix2Pix `model`."""
+    # Optimizers create their slots lazily; build them so their saved state has somewhere to go.
+    model.d_optimizer.build(model.discriminator.trainable_variables)
+    model.g_optimizer.build(model.generator.trainable_variables)
+    try:
+        model.load_weights(path)
+    except ValueError as e:
+        raise ValueError(f"{path} does not fit this model (were the nets' sizes changed?): {e}") from e
+    saved_rng = read_progress(path).get("rng", {})
+    for name, gen in seed_generators(model).items():
+        if name in saved_rng:
+            gen.state.assign(saved_rng[name])
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Save a checkpoint to `path` after every epoch, and every `every_steps` steps within one.
+
+    progress = {"epoch": epochs done, "step": steps done in the next epoch, "history": the
+    per-epoch logs so far (a dict shared with HistoryPlot), "config": `config`}. Set `step_offset`
+    when a fit call starts in the middle of an epoch (a resumed run).
+    """
+
+    def __init__(self, path, history, config, every_steps=0):
+        super().__init__()
+        self.path, self.history, self.config, self.every_steps = path, history, config, every_steps
+        self.epoch, self.step_offset = 0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step_offset + batch + 1
+        last = batch + 1 == self.params["steps"]  # the epoch's end is saved by on_epoch_end
+        if self.every_steps and step % self.every_steps == 0 and not last:
+            self.save(self.epoch, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.step_offset = 0
+        self.save(epoch + 1, 0)
+
+    def save(self, epoch, step):
+        save_checkpoint(self.model, self.path, {"epoch": epoch, "step": step, "history": self.history,
+                                                "config": self.config})
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stop training at once, with an error naming the step, when a loss turns NaN or infinite.
+
+    It raises (FloatingPointError) instead of setting stop_training, so no epoch-end callback runs
+    and no checkpoint is written with the broken weights: the last good one stays."""
+
+    def __init__(self, steps_per_epoch):
+        super().__init__()
+        self.steps_per_epoch, self.epoch, self.step_offset = steps_per_epoch, 0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.step_offset = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {k: float(v) for k, v in (logs or {}).items() if not math.isfinite(float(v))}
+        if bad:
+            step = self.step_offset + batch + 1
+            raise FloatingPointError(
+                f"non-finite loss at epoch {self.epoch + 1}, step {step}/{self.steps_per_epoch} "
+                f"({', '.join(f'{k}={v}' for k, v in bad.items())}); training stopped, the last good "
+                f"checkpoint is kept. Try a lower --lr, or check the data for NaN or inf values")

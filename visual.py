@@ -110,13 +110,13 @@ class SampleGrid(keras.callbacks.Callback):
 
 
 class HistoryPlot(keras.callbacks.Callback):
-    """After every epoch, append the epoch's logs to `history` and rewrite `json_path` and the
-    loss-curve PNG `png_path`."""
+    """After every epoch, append the epoch's logs to `history` ({name: [value per epoch]}, e.g.
+    a resumed run's so far) and rewrite `json_path` and the loss-curve PNG `png_path`."""
 
-    def __init__(self, png_path, json_path):
+    def __init__(self, png_path, json_path, history=None):
         super().__init__()
         self.png_path, self.json_path = png_path, json_path
-        self.history = {}
+        self.history = history if history is not None else {}
 
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():

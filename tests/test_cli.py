@@ -38,7 +38,7 @@ def test_cli_writes_every_output(short_run):
     history = json.loads((out / "history.json").read_text())
     for name in ("d_loss", "d_real", "d_fake", "g_gan_loss", "g_l1_loss", "val_l1"):
         assert len(history[name]) == 2 and all(np.isfinite(history[name]))
-    assert json.loads((out / "config.json").read_text())["l1_weight"] == 100.0
+    assert json.loads((out / "config.json").read_text())["l1_weight"] == 1000.0
     assert not [p for p in out.rglob(".*")], "temporary files were left behind"
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import atomic_path, write_json
+from utils import atomic_path, remove_partial_files, write_json
 from visual import plot_history, sample_grid, save_gif, save_image, to_uint8
 
 
@@ -46,3 +46,13 @@ def test_atomic_path_keeps_old_file_when_writing_fails(tmp_path):
             raise RuntimeError("killed mid-save")
     assert path.read_text().startswith('{\n  "epoch": 1')
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]  # no temporary left
+
+
+def test_remove_partial_files_keeps_real_files(tmp_path):
+    (tmp_path / "samples").mkdir()
+    for name in ("generator.keras", ".generator.keras.x1.partial.keras", "samples/.epoch_001.png.y.partial.png",
+                 "samples/epoch_001.png"):
+        (tmp_path / name).write_text("x")
+    remove_partial_files(str(tmp_path))
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "generator.keras", "samples/epoch_001.png"]

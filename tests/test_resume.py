@@ -1,0 +1,234 @@
+"""Training that survives: resume after a kill, atomic saves, the NaN guard, determinism and
+clear errors on bad input that leave existing files untouched."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import utils
+from pix2pix import Pix2Pix, check_images, patch_discriminator, translate, unet
+from utils import Checkpoint, StopOnNonFinite, read_progress
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
+TINY = ["--limit", "256", "--batch-size", "32", "--val-size", "16", "--gen-filters", "4",
+        "--gen-max-filters", "8", "--disc-filters", "4", "--verbose", "2"]  # 8 steps per epoch
+
+
+def cli(out, *args, data):
+    return [sys.executable, os.path.join(ROOT, "pix2pix.py"), "--data", data, "--out", str(out), *TINY, *args]
+
+
+def run(cmd):
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def weights(path):
+    """{dataset path: array} of every array in an .h5 file."""
+    found = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: found.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def assert_same_weights(path_a, path_b):
+    a, b = weights(path_a), weights(path_b)
+    assert a.keys() == b.keys() and len(a) > 50
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def digest(folder):
+    """{file: sha256} of every file under folder."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(mnist_npz, tmp_path_factory):
+    """A 2-epoch run that nothing interrupts, checkpointing every 3 steps."""
+    out = tmp_path_factory.mktemp("straight") / "out"
+    result = run(cli(out, "--epochs", "2", "--save-every", "3", data=mnist_npz))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+KILLER = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {root!r})
+    import keras, pix2pix
+
+    class DieAfterStep(keras.callbacks.Callback):  # runs after the library's checkpoint callback
+        def on_train_batch_end(self, batch, logs=None):
+            if self.params["steps"] == 8 and batch + 1 == {step}:
+                os.kill(os.getpid(), 9)  # SIGKILL: no clean-up of any kind
+
+    pix2pix.train(pix2pix.parse_args(sys.argv[1:]), callbacks=[DieAfterStep()])
+""")
+
+
+@pytest.mark.parametrize("epochs_done, step", [(1, 3), (0, 6)])
+def test_kill_right_after_a_save_then_resume_matches_uninterrupted(
+        uninterrupted, mnist_npz, tmp_path, epochs_done, step):
+    out = tmp_path / "out"
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER.format(root=ROOT, step=step))
+    args = cli(out, "--epochs", "2", "--save-every", "3", data=mnist_npz)[2:]
+    if epochs_done:  # the first epoch runs in a process of its own, the kill falls in the second
+        assert run(cli(out, "--epochs", "1", "--save-every", "3", data=mnist_npz)).returncode == 0
+        args += ["--resume"]
+    killed = run([sys.executable, str(script), *args])
+    assert killed.returncode == -signal.SIGKILL
+    progress = read_progress(str(out / "pix2pix.weights.h5"))
+    assert (progress["epoch"], progress["step"]) == (epochs_done, step)
+    resumed = run(cli(out, "--epochs", "2", "--save-every", "3", "--resume", data=mnist_npz))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming at epoch {epochs_done + 1}, step {step}" in resumed.stdout
+    assert_same_weights(out / "pix2pix.weights.h5", uninterrupted / "pix2pix.weights.h5")
+    history = (out / "history.json").read_text()
+    assert history.count(",") == (uninterrupted / "history.json").read_text().count(",")  # 2 epochs logged
+
+
+@pytest.mark.parametrize("delay", [0.5, 2.0])
+def test_sigkill_at_any_moment_then_resume_finishes(mnist_npz, tmp_path, delay):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cli(out, "--epochs", "3", "--save-every", "2", data=mnist_npz), env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = out / "pix2pix.weights.h5"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(delay)  # somewhere in training, maybe in the middle of a save
+    proc.kill()
+    proc.wait()
+    progress = read_progress(str(checkpoint))  # the checkpoint left behind is whole
+    assert progress["epoch"] * 8 + progress["step"] >= 2
+    resumed = run(cli(out, "--epochs", "3", "--save-every", "2", "--resume", data=mnist_npz))
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_progress(str(checkpoint))["epoch"] == 3
+    assert len(read_progress(str(checkpoint))["history"]["val_l1"]) == 3
+    keras.models.load_model(out / "generator.keras", compile=False)
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    assert not [p for p in out.rglob(".*")], "temporary files left behind"
+    again = run(cli(out, "--epochs", "3", "--save-every", "2", "--resume", data=mnist_npz))
+    assert again.returncode == 0 and "already finished its 3 epochs" in again.stdout
+
+
+def test_resume_refusals(uninterrupted, mnist_npz, tmp_path):
+    nothing = run(cli(tmp_path / "empty", "--resume", data=mnist_npz))
+    assert nothing.returncode == 1 and "--resume: no checkpoint" in nothing.stderr
+    before = digest(uninterrupted)
+    fresh = run(cli(uninterrupted, "--epochs", "3", data=mnist_npz))
+    assert fresh.returncode == 1 and "holds another run's checkpoint" in fresh.stderr
+    changed = run(cli(uninterrupted, "--epochs", "3", "--resume", "--lambda", "5", data=mnist_npz))
+    assert changed.returncode == 1 and "--lambda 1000.0 -> 5.0" in changed.stderr
+    assert digest(uninterrupted) == before  # nothing was overwritten
+
+
+def test_deterministic_runs_are_bit_identical(mnist_npz, tmp_path):
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        assert run(cli(out, "--epochs", "1", "--deterministic", data=mnist_npz)).returncode == 0
+    assert_same_weights(*(out / "pix2pix.weights.h5" for out in outs))
+
+
+def test_interrupted_save_leaves_old_file_loadable(tmp_path, monkeypatch):
+    path = tmp_path / "generator.keras"
+    old = unet((16, 16, 1), filters=4, max_filters=8)
+    utils.save_model(old, str(path))
+    before = path.read_bytes()
+
+    def failing_rename(src, dst):
+        raise OSError("disk pulled out during rename")
+    monkeypatch.setattr(utils.os, "replace", failing_rename)
+    with pytest.raises(OSError, match="disk pulled out"):
+        utils.save_model(unet((16, 16, 1), filters=8, max_filters=8), str(path))
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["generator.keras"]
+    loaded = keras.models.load_model(path, compile=False)
+    np.testing.assert_array_equal(loaded.get_weights()[0], old.get_weights()[0])
+
+
+def test_nan_stops_training_at_the_step_and_keeps_last_good_checkpoint(tmp_path):
+    model = Pix2Pix(generator=unet((16, 16, 1), filters=4, max_filters=8),
+                    discriminator=patch_discriminator((16, 16, 1), filters=4))
+    model.compile()
+    src = np.random.default_rng(0).uniform(-1, 1, (12, 16, 16, 1)).astype(np.float32)
+    target = src.copy()
+    target[8] = np.nan  # the 5th batch of 2 holds a NaN
+    pairs = tf.data.Dataset.from_tensor_slices((src, target)).batch(2)
+    path = str(tmp_path / "pix2pix.weights.h5")
+    callbacks = [StopOnNonFinite(steps_per_epoch=6), Checkpoint(path, {}, {}, every_steps=2)]
+    with pytest.raises(FloatingPointError, match="epoch 1, step 5/6"):
+        keras.Model.fit(model, pairs, epochs=1, callbacks=callbacks, verbose=0)  # the data check would refuse NaN
+    progress = read_progress(path)
+    assert (progress["epoch"], progress["step"]) == (0, 4)  # saved before the NaN, never after
+    assert all(np.all(np.isfinite(w)) for w in weights(path).values() if w.dtype.kind == "f")
+
+
+@pytest.mark.parametrize("src, message", [
+    (np.zeros((2, 16, 16, 1), np.uint8), "floats in \\[-1, 1\\], got dtype uint8"),
+    (np.zeros((16, 16, 1), np.float32), "rank 4"),
+    (np.full((2, 16, 16, 1), 3.0, np.float32), "must lie in \\[-1, 1\\], got values from 3.0"),
+    (np.zeros((2, 16, 16, 3), np.float32), "are \\[16, 16, 3\\].*takes \\[16, 16, 1\\]"),
+])
+def test_python_api_rejects_bad_arrays(src, message):
+    generator = unet((16, 16, 1), filters=4, max_filters=8)
+    with pytest.raises(ValueError, match=message):
+        translate(generator, src)
+    model = Pix2Pix(generator=generator, discriminator=patch_discriminator((16, 16, 1), filters=4))
+    model.compile()
+    with pytest.raises(ValueError, match=message):
+        model.fit(src, np.zeros((2, 16, 16, 1), np.float32), epochs=1, verbose=0)
+
+
+def test_fit_rejects_a_dataset_of_the_wrong_size():
+    model = Pix2Pix(generator=unet((16, 16, 1), filters=4, max_filters=8),
+                    discriminator=patch_discriminator((16, 16, 1), filters=4))
+    model.compile()
+    pairs = tf.data.Dataset.from_tensor_slices((tf.zeros((4, 28, 28, 1)), tf.zeros((4, 28, 28, 1)))).batch(2)
+    with pytest.raises(ValueError, match="nets take float batches \\[n, 16, 16, 1\\]"):
+        model.fit(pairs, epochs=1, verbose=0)
+
+
+def test_translate_runs_in_inference_mode():
+    generator = unet((16, 16, 1), filters=4, max_filters=8)
+    moving_mean = [w.numpy() for w in generator.non_trainable_weights]
+    images = np.random.default_rng(1).uniform(-1, 1, (5, 16, 16, 1)).astype(np.float32)
+    first, second = translate(generator, images, batch_size=2), translate(generator, images)
+    assert first.shape == (5, 16, 16, 1) and np.allclose(first, second, atol=1e-6)  # no dropout noise
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(moving_mean, generator.non_trainable_weights))
+    assert check_images(images).dtype == np.float32
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda tmp: str(tmp / "missing.npz"), "does not exist"),
+    (lambda tmp: (tmp / "bad.npz").write_bytes(b"PK\x03\x04 truncated zip") and str(tmp / "bad.npz"),
+     "not a readable .npz|not an .npz"),
+    (lambda tmp: np.savez(tmp / "empty.npz", x_train=np.zeros((0, 28, 28), np.uint8),
+                          y_train=np.zeros(0)) or str(tmp / "empty.npz"), "holds no images"),
+])
+def test_bad_data_gives_message_and_writes_nothing(tmp_path, make_bad, message):
+    data = make_bad(tmp_path)
+    out = tmp_path / "out"
+    result = run(cli(out, "--epochs", "1", data=data))
+    assert result.returncode == 1 and "pix2pix.py: error:" in result.stderr
+    assert __import__("re").search(message, result.stderr), result.stderr
+    assert not out.exists()
+
+
+def test_batch_larger_than_data_and_unwritable_out(mnist_npz, tmp_path):
+    too_big = run(cli(tmp_path / "out", "--batch-size", "500", data=mnist_npz))
+    assert too_big.returncode == 1 and "batch size 500 is larger than the 256 training images" in too_big.stderr
+    (tmp_path / "file").write_text("mine")
+    unwritable = run(cli(tmp_path / "file" / "sub", data=mnist_npz))
+    assert unwritable.returncode == 1 and "cannot write into --out" in unwritable.stderr
+    assert (tmp_path / "file").read_text() == "mine"
