@@ -246,7 +246,8 @@ class Pix2Pix(keras.Model):
             if not (isinstance(spec, tuple) and len(spec) == 2):
                 raise ValueError(f"the dataset must yield (src, target) pairs, got elements {spec}")
             for part, want in zip(spec, (src_shape, target_shape)):
-                if not part.dtype.is_floating or part.shape.rank != 4 or tuple(part.shape[1:]) != want:
+                fits = part.shape.rank == 4 and all(a in (None, b) for a, b in zip(part.shape[1:], want))
+                if not part.dtype.is_floating or not fits:  # unknown sizes (None) are let through
                     raise ValueError(f"the dataset yields {part.dtype.name} {part.shape} but the nets "
                                      f"take float batches [n, {', '.join(map(str, want))}]")
         elif x is not None:
