@@ -446,7 +446,9 @@ def train(cfg, callbacks=()):
                shuffle=False)  # shuffle=False: the tf.data pipeline shuffles
     if step:  # a run resumed mid-epoch first finishes that epoch (its logs average the steps run now)
         saver.step_offset = guard.step_offset = step
-        model.fit(train_ds, steps_per_epoch=steps - step, initial_epoch=epoch, epochs=epoch + 1, **fit)
+        stop = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: setattr(model, "stop_training", True))
+        model.fit(train_ds, steps_per_epoch=steps - step, initial_epoch=epoch, epochs=cfg.epochs,  # "Epoch e/N"
+                  **{**fit, "callbacks": [*fit["callbacks"], stop]})
         epoch += 1
         train_ds, _, _ = get_ds(cfg.batch_size, first_epoch=epoch, **data)
     if epoch < cfg.epochs:
