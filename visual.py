@@ -123,3 +123,20 @@ class HistoryPlot(keras.callbacks.Callback):
             self.history.setdefault(name, []).append(float(value))
         write_json(self.history, self.json_path)
         plot_history(self.history, self.png_path)
+
+
+def comparison_grid(columns, titles, scale=3, gap=4):
+    """One PNG-ready uint8 picture [H, W, 3] with a titled column per array in `columns` (each
+    float [n, h, w, c] in [-1, 1], the same n): row i shows image i of every column side by side."""
+    columns = [to_uint8(c) for c in columns]
+    n, h, w, _ = columns[0].shape
+    cell_h, cell_w, top = h * scale + gap, w * scale + gap, 16
+    picture = Image.new("RGB", (len(columns) * cell_w + gap, top + n * cell_h + gap), "white")
+    draw = ImageDraw.Draw(picture)
+    for j, (column, title) in enumerate(zip(columns, titles)):
+        draw.text((gap + j * cell_w, 2), title, fill="black")
+        for i in range(n):
+            tile = Image.fromarray(column[i].repeat(scale, 0).repeat(scale, 1).squeeze(-1)
+                                   if column.shape[-1] == 1 else column[i].repeat(scale, 0).repeat(scale, 1))
+            picture.paste(tile.convert("RGB"), (gap + j * cell_w, top + gap + i * cell_h))
+    return np.asarray(picture)

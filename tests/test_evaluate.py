@@ -1,7 +1,11 @@
-"""Scores of evaluate.py on generators whose answers are known."""
+"""Scores of evaluate.py on generators and images whose answers are known."""
+import warnings
+
 import keras
 import numpy as np
 import pytest
+import scipy.ndimage
+import tensorflow as tf
 
 import evaluate
 from mnist_ds import mask_square, to_unit_range
@@ -35,6 +39,9 @@ def test_identity_generator_scores(classifier, digits):
     assert scores["grey_hole"] == 1.0                       # every hole pixel is 0.0
     assert scores["acc_generated"] == scores["acc_masked"]  # it changed nothing
     assert scores["acc_real"] > scores["acc_masked"]
+    assert scores["l1_hole_masked"] == scores["l1_hole"] and scores["ssim_hole_masked"] == scores["ssim_hole"]
+    assert scores["frechet_generated"] == pytest.approx(scores["frechet_masked"])
+    assert scores["frechet_masked"] > 1.0                   # holes move the features away from real ones
 
 
 def test_perfect_answer_scores(classifier, digits):
@@ -50,6 +57,13 @@ def test_perfect_answer_scores(classifier, digits):
     assert scores["l1_hole"] == 0.0 and scores["psnr_hole"] == pytest.approx(100.0 + 10 * np.log10(4))
     assert scores["acc_generated"] == scores["acc_real"]
     assert scores["grey_hole"] == scores["grey_hole_real"]
+    assert scores["ssim_hole"] == pytest.approx(1.0) and scores["ssim"] == pytest.approx(1.0)
+    assert scores["psnr"] == scores["psnr_hole"]
+    assert scores["frechet_generated"] == pytest.approx(0.0, abs=1e-6)
+    assert scores["frechet_masked"] > 1.0
+    table = evaluate.format_scores(scores)
+    assert [line.split()[0] for line in table.splitlines()[1:4]] == ["masked", "generated", "real"]
+    assert f"{scores['acc_masked']:.2%}" in table.splitlines()[1]
 
 
 def test_classifier_is_cached(tmp_path, monkeypatch, digits):
@@ -58,3 +72,87 @@ def test_classifier_is_cached(tmp_path, monkeypatch, digits):
     first = evaluate.load_or_train_classifier(path, epochs=1, verbose=False)
     second = evaluate.load_or_train_classifier(path, epochs=1, verbose=False)
     np.testing.assert_array_equal(first.get_weights()[0], second.get_weights()[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# The metrics alone, on arrays with known answers
+# ---------------------------------------------------------------------------------------------
+
+PSNR_CAP = 10 * np.log10(4.0 / 1e-10)  # psnr of identical images: 106.02 dB
+
+
+@pytest.fixture(scope="module")
+def images_and_hole(digits):
+    """12 real digits float32 [12, 28, 28, 1] in [-1, 1] and their seeded holes [12, 28, 28, 1]."""
+    real = to_unit_range(digits[0][:12])
+    return real, np.asarray(mask_square(real, seed=(3, 0))[1])
+
+
+def test_identical_images_score_perfect(images_and_hole):
+    real, hole = images_and_hole
+    for mask in (None, hole):
+        assert evaluate.l1(real, real, mask) == 0.0 and evaluate.mse(real, real, mask) == 0.0
+        assert evaluate.psnr(real, real, mask) == pytest.approx(PSNR_CAP)
+        assert evaluate.ssim(real, real, mask) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_known_offset_gives_known_errors(images_and_hole):
+    real, hole = images_and_hole
+    real = real * 0.9                                        # room for +0.1 inside [-1, 1]
+    for mask in (None, hole):
+        assert evaluate.l1(real + 0.1, real, mask) == pytest.approx(0.1, rel=1e-5)
+        assert evaluate.mse(real + 0.1, real, mask) == pytest.approx(0.01, rel=1e-5)
+        assert evaluate.psnr(real + 0.1, real, mask) == pytest.approx(10 * np.log10(4 / 0.01), rel=1e-5)
+
+
+def test_ssim_is_standard_and_symmetric(images_and_hole):
+    real, hole = images_and_hole
+    noise = np.random.default_rng(0).uniform(-1, 1, real.shape).astype(np.float32)
+    assert evaluate.ssim(noise, real) < 0.1 and evaluate.ssim(noise, real, hole) < 0.1
+    assert evaluate.ssim(noise, real) == pytest.approx(evaluate.ssim(real, noise), abs=1e-12)
+    assert evaluate.ssim(noise, real, hole) == pytest.approx(evaluate.ssim(real, noise, hole), abs=1e-12)
+    blurred = scipy.ndimage.uniform_filter(real, size=(1, 3, 3, 1))
+    expected = float(tf.reduce_mean(tf.image.ssim(blurred, real, max_val=2.0)))  # 11x11 Gaussian, sigma 1.5
+    assert evaluate.ssim(blurred, real) == pytest.approx(expected, abs=1e-5)
+    assert evaluate.ssim(noise, real) < evaluate.ssim(blurred, real) < 1.0
+
+
+def test_hole_metrics_ignore_pixels_outside_the_hole(images_and_hole):
+    real, hole = images_and_hole
+    fake = real[::-1]                                        # other digits: wrong in the hole
+    changed = np.where(hole == 1.0, fake, -fake)             # the same hole, everything else flipped
+    for metric in (evaluate.l1, evaluate.mse, evaluate.psnr):
+        assert metric(changed, real, hole) == metric(fake, real, hole)
+        assert metric(changed, real) != metric(fake, real)
+    # SSIM's 11x11 window reaches 5 pixels past the hole: pixels farther away must not count.
+    near = scipy.ndimage.binary_dilation(hole == 1.0, np.ones((1, 11, 11, 1), bool))
+    far_changed = np.where(near, fake, -fake)
+    assert evaluate.ssim(far_changed, real, hole) == pytest.approx(evaluate.ssim(fake, real, hole), abs=1e-12)
+    assert evaluate.ssim(far_changed, real) != pytest.approx(evaluate.ssim(fake, real), abs=1e-3)
+    assert evaluate.ssim(np.where(hole == 1.0, real, fake), real, hole) > evaluate.ssim(fake, real, hole)
+
+
+def test_frechet_distance_known_answers():
+    feats = np.random.default_rng(0).normal(size=(500, 6))
+    feats -= feats.mean(0)                                   # mean 0: 2 * feats + shift has mean shift
+    feats[:, 4:] = 0.0                                       # ReLU units that never fire: singular covariance
+    shift = np.array([0.5, -1.0, 2.0, 0.0, 0.0, 0.3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                       # no warnings reach the user
+        assert evaluate.frechet_distance(feats, feats) == pytest.approx(0.0, abs=1e-8)
+        assert evaluate.frechet_distance(feats, feats + shift) == pytest.approx(shift @ shift, rel=1e-6)
+        # Scaled by 2: S_b = 4 S_a, (S_a S_b)^(1/2) = 2 S_a, so the distance is |shift|^2 + trace(S_a).
+        expected = shift @ shift + np.trace(np.cov(feats, rowvar=False))
+        assert evaluate.frechet_distance(feats, 2 * feats + shift) == pytest.approx(expected, rel=1e-6)
+    assert evaluate.frechet_distance(feats[:, :1], feats[:, :1] + 3.0) == pytest.approx(9.0)  # one feature
+
+
+def test_classifier_features(classifier, digits):
+    real = to_unit_range(digits[0][:50])
+    feats = evaluate.classifier_features(classifier, real)
+    assert feats.shape == (50, 128) and feats.min() >= 0.0   # ReLU outputs of the "features" layer
+    # A classifier cached before the layer had a name: found as the second-to-last Dense layer.
+    images = keras.Input((28, 28, 1))
+    hidden = keras.layers.Dense(128, activation="relu")(keras.layers.Flatten()(images))
+    old = keras.Model(images, keras.layers.Dense(10)(hidden))
+    assert evaluate.classifier_features(old, real).shape == (50, 128)

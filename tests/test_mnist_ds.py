@@ -219,3 +219,10 @@ def test_batch_larger_than_data_is_an_error():
 
 def test_module_constants_match_convention():
     assert (mnist_ds.HOLE_MIN, mnist_ds.HOLE_MAX) == (10, 15)
+
+
+def test_other_split_can_be_refused(tmp_path, digits):
+    write_idx(tmp_path, "t10k", digits[0][:10], digits[1][:10])
+    assert len(load_mnist(str(tmp_path), verbose=False)[0]) == 10   # train asked, t10k used (with a note)
+    with pytest.raises(FileNotFoundError, match="no MNIST idx files"):
+        load_mnist(str(tmp_path), other_split_ok=False)

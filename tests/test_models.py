@@ -149,3 +149,47 @@ def test_grey_to_colour_pairs_train():
     history = model.fit(pairs, epochs=1, verbose=0)
     assert np.isfinite(history.history["g_l1_loss"][0])
     assert model(tf.zeros((1, 32, 32, 1))).shape == (1, 32, 32, 3)
+
+
+def variant(loss, d_lr=2e-4):
+    """A tiny Pix2Pix trained with `loss`; the same initial weights for every call (seeded)."""
+    keras.utils.set_random_seed(7)
+    model = Pix2Pix(generator=unet((16, 16, 1), filters=4, max_filters=8, dropout_blocks=0),
+                    discriminator=patch_discriminator((16, 16, 1), filters=4, conditional=loss.endswith("cgan")),
+                    loss=loss)
+    model.compile(d_optimizer=keras.optimizers.Adam(d_lr, beta_1=0.5), g_optimizer=keras.optimizers.Adam(1e-3))
+    return model
+
+
+def test_l1_variant_never_touches_the_discriminator():
+    model = variant("l1")
+    before = [w.numpy() for w in model.discriminator.weights]
+    src = tf.random.uniform((2, 16, 16, 1), -1, 1, seed=1)
+    logs = model.train_step((src, -src))
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, model.discriminator.weights))
+    assert int(model.d_optimizer.iterations) == 0 and int(model.g_optimizer.iterations) == 1
+    assert float(logs["d_loss"]) == 0.0 and float(logs["g_gan_loss"]) == 0.0 and float(logs["g_l1_loss"]) > 0
+
+
+@pytest.mark.parametrize("loss, uses_target", [("gan", False), ("cgan", False), ("l1+gan", True),
+                                               ("l1+cgan", True), ("l1", True)])
+def test_only_l1_variants_pull_g_towards_the_target(loss, uses_target):
+    """With D frozen (lr 0), the target reaches G's update only through the L1 term."""
+    src = tf.random.uniform((2, 16, 16, 1), -1, 1, seed=2)
+    first_kernels = []
+    for target in (tf.ones_like(src), -tf.ones_like(src)):
+        model = variant(loss, d_lr=0.0)
+        model.train_step((src, target))
+        first_kernels.append(model.generator.trainable_weights[0].numpy())
+    assert np.array_equal(*first_kernels) != uses_target
+
+
+def test_gan_variants_use_an_unconditional_discriminator():
+    model = variant("gan")
+    assert len(model.discriminator.inputs) == 1
+    assert model.discriminator(tf.zeros((1, 16, 16, 1))).shape == (1, 2, 2, 1)
+    with pytest.raises(ValueError, match="needs a conditional discriminator"):
+        Pix2Pix(generator=unet((16, 16, 1), filters=4, max_filters=8),
+                discriminator=patch_discriminator((16, 16, 1), filters=4, conditional=False), loss="cgan")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        Pix2Pix(img_shape=(16, 16, 1), loss="l2")
