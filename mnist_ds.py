@@ -186,6 +186,54 @@ def mask_square(images, min_size=10, max_size=15, seed=None):
     return images * (1.0 - hole), hole
 
 
+def edge_map(images, threshold=0.5):
+    """Edges of the strokes, the digit-sized cousin of the paper's HED edges of shoes: Sobel
+    gradient magnitude of images (float32 [n, h, w, 1] in [-1, 1]), thresholded at `threshold`
+    times its maximum per image. Returns [n, h, w, 1]: +1 on edges, -1 elsewhere."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    gradients = tf.image.sobel_edges(images)                       # [n, h, w, 1, 2]
+    magnitude = tf.norm(gradients, axis=-1)                         # [n, h, w, 1]
+    peak = tf.reduce_max(magnitude, axis=[1, 2, 3], keepdims=True) + 1e-6
+    return tf.where(magnitude > threshold * peak, 1.0, -1.0)
+
+
+def add_noise(images, stddev=0.8, seed=None):
+    """Heavy Gaussian noise: images (float32 [n, h, w, c] in [-1, 1]) plus N(0, stddev) per pixel,
+    clipped back to [-1, 1]. seed: None, or a stateless pair as in mask_square."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    noise = (tf.random.normal(tf.shape(images)) if seed is None
+             else tf.random.stateless_normal(tf.shape(images), seed=seed))
+    return tf.clip_by_value(images + stddev * noise, -1.0, 1.0)
+
+
+def low_resolution(images, size=7):
+    """Super-resolution input: images (float32 [n, h, w, c] in [-1, 1]) averaged down to size x size
+    and scaled back up to h x w with bilinear interpolation: same shape, details lost."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    h, w = images.shape[1], images.shape[2]
+    small = tf.image.resize(images, (size, size), method="area")
+    return tf.image.resize(small, (h, w), method="bilinear")
+
+
+TASKS = ("inpaint", "edges2digit", "denoise", "superres")
+
+
+def make_src(task, target, seed=None, hole_sizes=(HOLE_MIN, HOLE_MAX), sr_size=7):
+    """The input that `task` makes from target digits (float32 [n, 28, 28, 1] in [-1, 1]):
+    inpaint: a square hole set to 0.0 (mask_square); edges2digit: the edge map (edge_map);
+    denoise: heavy noise (add_noise); superres: an sr_size x sr_size copy upsampled (low_resolution).
+    seed: None for fresh randomness, or a stateless pair for repeatable inputs."""
+    if task == "inpaint":
+        return mask_square(target, *hole_sizes, seed=seed)[0]
+    if task == "edges2digit":
+        return edge_map(target)
+    if task == "denoise":
+        return add_noise(target, seed=seed)
+    if task == "superres":
+        return low_resolution(target, sr_size)
+    raise ValueError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+
+
 def split_train_val(images, val_size, seed=0):
     """Shuffle with `seed`, then hold out the last `val_size` images: (train, val) arrays."""
     if not 0 < val_size < len(images):
@@ -196,7 +244,7 @@ def split_train_val(images, val_size, seed=0):
 
 
 def inpainting_ds(targets, batch_size, training=True, hole_sizes=(HOLE_MIN, HOLE_MAX), seed=0,
-                  first_epoch=0, skip_steps=0):
+                  first_epoch=0, skip_steps=0, task="inpaint"):
     """tf.data of (src, target) batches: float32 [batch, h, w, c] in [-1, 1]; src has a hole.
 
     targets: float32 [n, h, w, c] in [-1, 1].
@@ -206,12 +254,12 @@ def inpainting_ds(targets, batch_size, training=True, hole_sizes=(HOLE_MIN, HOLE
     (seed, e), and every batch gets fresh holes drawn from (seed, its global step): stateless, so a
     run resumed at (first_epoch, skip_steps) sees exactly the batches it would have seen.
     Validation (training=False): one pass in order, with the same holes on every pass, so
-    validation numbers compare across epochs.
+    validation numbers compare across epochs. task: another of TASKS makes other inputs (make_src).
     """
     n = len(targets)
     if not training:
         ds = tf.data.Dataset.from_tensor_slices(targets).batch(batch_size).enumerate()
-        return ds.map(lambda i, t: (mask_square(t, *hole_sizes, seed=_fold_seed(seed, 1, i))[0], t)).prefetch(2)
+        return ds.map(lambda i, t: (make_src(task, t, _fold_seed(seed, 1, i), hole_sizes), t)).prefetch(2)
     if batch_size > n:
         raise ValueError(f"batch size {batch_size} is larger than the {n} training images")
     images, steps = tf.constant(targets, tf.float32), n // batch_size
@@ -222,7 +270,7 @@ def inpainting_ds(targets, batch_size, training=True, hole_sizes=(HOLE_MIN, HOLE
 
     def pair(step, indices):   # global step -> (src, target) with fresh holes
         target = tf.gather(images, indices)
-        return mask_square(target, *hole_sizes, seed=_fold_seed(seed, 2, step))[0], target
+        return make_src(task, target, _fold_seed(seed, 2, step), hole_sizes), target
 
     epochs = tf.data.Dataset.range(first_epoch, 2 ** 31).map(epoch_batches).unbatch()
     ds = epochs.enumerate(start=first_epoch * steps).skip(skip_steps)
@@ -236,7 +284,7 @@ def _fold_seed(seed, stream, counter):
 
 
 def get_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=(HOLE_MIN, HOLE_MAX),
-           seed=0, images=None, first_epoch=0, skip_steps=0, verbose=True):
+           seed=0, images=None, first_epoch=0, skip_steps=0, task="inpaint", verbose=True):
     """MNIST inpainting pipelines: (train_ds, val_ds, steps_per_epoch); the datasets yield
     (src, target) float32 [b, 28, 28, 1]. train_ds is endless: pass steps_per_epoch to fit.
 
@@ -250,5 +298,5 @@ def get_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=(HOLE_
     train, val = split_train_val(to_unit_range(images), val_size, seed)
     if limit:
         train = train[:limit]
-    return (inpainting_ds(train, batch_size, True, hole_sizes, seed, first_epoch, skip_steps),
-            inpainting_ds(val, batch_size, False, hole_sizes, seed), len(train) // batch_size)
+    return (inpainting_ds(train, batch_size, True, hole_sizes, seed, first_epoch, skip_steps, task),
+            inpainting_ds(val, batch_size, False, hole_sizes, seed, task=task), len(train) // batch_size)

@@ -28,9 +28,9 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from mnist_ds import get_ds, load_mnist
-from utils import (Checkpoint, SaveGenerator, StopOnNonFinite, read_progress, remove_partial_files,
-                   restore_checkpoint, set_seed, write_json)
+from mnist_ds import TASKS, get_ds, load_mnist
+from utils import (Checkpoint, SaveGenerator, StopOnNonFinite, TrainingHealth, read_progress,
+                   remove_partial_files, restore_checkpoint, set_seed, write_json)
 from visual import HistoryPlot, SampleGrid
 
 
@@ -43,6 +43,9 @@ LOSSES = ("l1+cgan", "l1+gan", "cgan", "gan", "l1")  # the paper's Table 1 rows;
 
 @dataclass
 class Config:
+    task: str = field(default="inpaint", metadata={
+        "choices": TASKS, "help": "what to translate: inpaint (fill a square hole), edges2digit (edge map -> "
+                                  "digit), denoise (heavy noise -> clean), superres (7x7 -> 28x28)"})
     epochs: int = field(default=15, metadata={"help": "passes over the training digits"})
     batch_size: int = field(default=64, metadata={"help": "images per step; the paper used 1 at 256x256, "
                                                            "64 trains MNIST faster with the same results"})
@@ -370,7 +373,8 @@ def flag(name):
 def parse_args(argv=None):
     """Config from command-line flags; each Config field is a flag (--batch-size, --lambda, ...)."""
     parser = argparse.ArgumentParser(
-        description="Train Pix2Pix to fill square holes in MNIST digits (Isola et al. 2017).",
+        description="Train Pix2Pix on paired MNIST tasks, by default filling square holes in digits "
+                    "(Isola et al. 2017).",
         epilog="Other commands: `python pix2pix.py evaluate --help` (score a generator on held-out digits), "
                "`python pix2pix.py ablation --help` (the paper's loss ablation on MNIST).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -408,7 +412,7 @@ def check_config(cfg, error):
 
 
 # Settings a resumed run must share with the run it continues (others, like --epochs, may change).
-RESUME_MUST_MATCH = ("batch_size", "loss", "l1_weight", "lr", "beta_1", "data", "seed", "val_size", "limit",
+RESUME_MUST_MATCH = ("task", "batch_size", "loss", "l1_weight", "lr", "beta_1", "data", "seed", "val_size", "limit",
                      "gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "hole_min", "hole_max")
 
 
@@ -454,7 +458,7 @@ def train(cfg, callbacks=()):
     print(f"Writing outputs to {os.path.abspath(cfg.out)}" +
           (f" (resuming at epoch {epoch + 1}, step {step})" if cfg.resume else ""))
     data = dict(images=images, val_size=cfg.val_size, limit=cfg.limit, hole_sizes=(cfg.hole_min, cfg.hole_max),
-                seed=cfg.seed)
+                seed=cfg.seed, task=cfg.task)
     train_ds, val_ds, steps = get_ds(cfg.batch_size, first_epoch=epoch, skip_steps=step, **data)
     model = build_model(cfg)
     if cfg.resume:
@@ -469,7 +473,8 @@ def train(cfg, callbacks=()):
     guard = StopOnNonFinite(steps)
     library_callbacks = [guard, SampleGrid(src[:8], target[:8], os.path.join(cfg.out, "samples"),
                                            gif_path=os.path.join(cfg.out, "samples.gif")),
-                         plot, SaveGenerator(os.path.join(cfg.out, "generator.keras")), saver]
+                         plot, SaveGenerator(os.path.join(cfg.out, "generator.keras")), saver,
+                         TrainingHealth(src)]
     fit = dict(validation_data=val_ds, callbacks=[*library_callbacks, *callbacks], verbose=cfg.verbose,
                shuffle=False)  # shuffle=False: the tf.data pipeline shuffles
     if step:  # a run resumed mid-epoch first finishes that epoch (its logs average the steps run now)

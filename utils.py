@@ -12,6 +12,7 @@ import tempfile
 
 import h5py
 import keras
+import numpy as np
 
 
 def set_seed(seed):
@@ -182,3 +183,40 @@ class StopOnNonFinite(keras.callbacks.Callback):
                 f"non-finite loss at epoch {self.epoch + 1}, step {step}/{self.steps_per_epoch} "
                 f"({', '.join(f'{k}={v}' for k, v in bad.items())}); training stopped, the last good "
                 f"checkpoint is kept. Try a lower --lr, or check the data for NaN or inf values")
+
+
+class TrainingHealth(keras.callbacks.Callback):
+    """Warn once, with a hint, when a GAN run goes wrong in one of the two classic ways:
+    - D wins outright: d_loss below `d_floor` for `patience` epochs in a row while g_gan_loss climbs
+      (G gets no useful gradient from D any more);
+    - G stops depending on its input: on the fixed inputs `src` (float32 [n, h, w, c] in [-1, 1]),
+      the outputs differ from one input to the next by less than `spread_floor` of how much the
+      inputs differ (collapse: one answer for everything)."""
+
+    def __init__(self, src, patience=3, d_floor=0.05, spread_floor=0.05):
+        super().__init__()
+        self.src, self.patience, self.d_floor, self.spread_floor = src, patience, d_floor, spread_floor
+        self.epochs, self.warned = [], set()
+
+    def warn(self, kind, message):
+        if kind not in self.warned:
+            self.warned.add(kind)
+            print(f"\nWarning: {message}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        d_loss, g_gan = float(logs.get("d_loss", 0.0)), float(logs.get("g_gan_loss", 0.0))
+        if d_loss or g_gan:  # the "l1" loss has no D: nothing to judge
+            self.epochs.append((d_loss, g_gan))
+        recent = self.epochs[-self.patience:]
+        if (len(recent) == self.patience and all(d < self.d_floor for d, _ in recent)
+                and recent[-1][1] > recent[0][1]):
+            self.warn("d_wins", f"the discriminator has won outright for {self.patience} epochs "
+                                f"(d_loss < {self.d_floor}, G's GAN loss climbing to {recent[-1][1]:.2f}). "
+                                f"Try a lower --lr, a larger --lambda, or fewer --disc-layers.")
+        fake = np.asarray(self.model.generator(self.src, training=False))
+        spread = lambda images: float(np.mean(np.std(images, axis=0)))  # noqa: E731  across the inputs
+        if spread(fake) < self.spread_floor * spread(self.src):
+            self.warn("collapse", f"the generator's outputs barely depend on its input any more (spread "
+                                  f"{spread(fake):.4f} against {spread(self.src):.4f} for the inputs). "
+                                  f"Try a larger --lambda, or restart with another --seed.")

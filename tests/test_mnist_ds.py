@@ -226,3 +226,32 @@ def test_other_split_can_be_refused(tmp_path, digits):
     assert len(load_mnist(str(tmp_path), verbose=False)[0]) == 10   # train asked, t10k used (with a note)
     with pytest.raises(FileNotFoundError, match="no MNIST idx files"):
         load_mnist(str(tmp_path), other_split_ok=False)
+
+
+@pytest.mark.parametrize("task", mnist_ds.TASKS)
+def test_every_task_makes_pairs_of_the_documented_shape_and_range(task, digits):
+    targets = to_unit_range(digits[0][:32])
+    src, target = next(iter(inpainting_ds(targets, 16, task=task)))
+    src = np.asarray(src)
+    assert src.shape == target.shape == (16, 28, 28, 1) and src.dtype == np.float32
+    assert src.min() >= -1.0 and src.max() <= 1.0
+    assert not np.array_equal(src, np.asarray(target))
+    val = [np.asarray(s) for s, _ in inpainting_ds(targets, 16, training=False, task=task)]
+    again = [np.asarray(s) for s, _ in inpainting_ds(targets, 16, training=False, task=task)]
+    assert all(np.array_equal(a, b) for a, b in zip(val, again))  # fixed validation inputs
+
+
+def test_task_inputs_follow_their_conventions(digits):
+    target = to_unit_range(digits[0][:8])
+    edges = np.asarray(mnist_ds.edge_map(target))
+    assert set(np.unique(edges)) == {-1.0, 1.0}
+    ink = target > 0
+    assert edges[ink[..., :] & (edges == 1)].size > 0 and np.mean(edges == 1) < 0.5  # outlines, not fills
+    noisy = np.asarray(mnist_ds.add_noise(target, seed=(1, 2)))
+    assert 0.3 < np.mean(np.abs(noisy - target)) < 0.9                              # heavy noise
+    np.testing.assert_array_equal(noisy, mnist_ds.add_noise(target, seed=(1, 2)))
+    low = np.asarray(mnist_ds.low_resolution(target, 7))
+    assert low.shape == target.shape and np.corrcoef(low.ravel(), target.ravel())[0, 1] > 0.7  # same digit
+    assert np.abs(np.diff(low, axis=2)).max() < np.abs(np.diff(target, axis=2)).max()  # smoother than the digit
+    with pytest.raises(ValueError, match="unknown task 'colorize'"):
+        mnist_ds.make_src("colorize", target)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import atomic_path, remove_partial_files, write_json
+from utils import TrainingHealth, atomic_path, remove_partial_files, write_json
 from visual import plot_history, sample_grid, save_gif, save_image, to_uint8
 
 
@@ -56,3 +56,38 @@ def test_remove_partial_files_keeps_real_files(tmp_path):
     remove_partial_files(str(tmp_path))
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
         "generator.keras", "samples/epoch_001.png"]
+
+
+class _Model:
+    """Stands in for a Pix2Pix: only .generator is used by TrainingHealth."""
+    def __init__(self, generator):
+        self.generator = generator
+
+
+def test_training_health_warns_once_when_d_wins(capsys):
+    src = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 1)).astype(np.float32)
+    health = TrainingHealth(src, patience=3)
+    health.set_model(_Model(lambda x, training=False: x))  # an identity G: depends on its input
+    for epoch, (d_loss, g_gan) in enumerate([(0.5, 1.0), (0.04, 2.0), (0.03, 3.0), (0.02, 4.0), (0.01, 5.0)]):
+        health.on_epoch_end(epoch, {"d_loss": d_loss, "g_gan_loss": g_gan})
+    out = capsys.readouterr().out
+    assert out.count("discriminator has won outright") == 1 and "depend on its input" not in out
+
+
+def test_training_health_quiet_when_healthy_or_without_d(capsys):
+    src = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 1)).astype(np.float32)
+    health = TrainingHealth(src, patience=2)
+    health.set_model(_Model(lambda x, training=False: -x))
+    for epoch in range(4):
+        health.on_epoch_end(epoch, {"d_loss": 0.6, "g_gan_loss": 1.0 + epoch})  # D does not win
+        health.on_epoch_end(epoch, {"d_loss": 0.0, "g_gan_loss": 0.0})          # the "l1" loss: no D
+    assert capsys.readouterr().out == ""
+
+
+def test_training_health_warns_when_outputs_ignore_the_input(capsys):
+    src = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 1)).astype(np.float32)
+    health = TrainingHealth(src)
+    health.set_model(_Model(lambda x, training=False: np.zeros_like(x) + 0.3))  # one answer for all
+    health.on_epoch_end(0, {"d_loss": 0.6, "g_gan_loss": 1.0})
+    health.on_epoch_end(1, {"d_loss": 0.6, "g_gan_loss": 1.0})
+    assert capsys.readouterr().out.count("barely depend on its input") == 1
