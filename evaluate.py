@@ -227,18 +227,21 @@ def format_scores(scores):
     region = "hole" if scores.get("task", "inpaint") == "inpaint" else "image"
     columns = ("accuracy", f"L1 {region}", f"SSIM {region}", f"grey {region}", "Frechet")
     formats = ("{:.2%}", "{:.3f}", "{:.3f}", "{:.2%}", "{:.2f}")
-    rows = {"masked input": ("acc_masked", "l1_hole_masked", "ssim_hole_masked", None, "frechet_masked"),
+    rows = {"masked input" if region == "hole" else "input":
+                ("acc_masked", "l1_hole_masked", "ssim_hole_masked", None, "frechet_masked"),
             "generated": ("acc_generated", "l1_hole", "ssim_hole", "grey_hole", "frechet_generated"),
             "real digit": ("acc_real", None, None, "grey_hole_real", None)}
     lines = [f"{'':<14}" + "".join(f"{name:>11}" for name in columns)]
     for row, keys in rows.items():
         cells = ("-" if key is None else fmt.format(scores[key]) for key, fmt in zip(keys, formats))
         lines.append(f"{row:<14}" + "".join(f"{cell:>11}" for cell in cells))
+    footer = f"generated vs real, whole image: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}"
+    if region == "hole":
+        footer += f"; in the hole: PSNR {scores['psnr_hole']:.2f} dB, MSE {scores['mse_hole']:.4f}"
     return "\n".join(lines + [
-        f"generated vs real, whole image: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}; "
-        f"in the hole: PSNR {scores['psnr_hole']:.2f} dB, MSE {scores['mse_hole']:.4f}",
-        "L1 hole, SSIM hole: against the real digit (L1 0, SSIM 1: identical). grey hole: share of",
-        "hole pixels with |v| < 0.5 (blur). Frechet: classifier features against the real digits'",
+        footer,
+        f"L1, SSIM: against the real digit (L1 0, SSIM 1: identical). grey: share of {region} pixels",
+        "with |v| < 0.5 (blur). Frechet: classifier features against the real digits'",
         "(the FID analog; lower is more real)."])
 
 
