@@ -437,8 +437,8 @@ def start_state(cfg, checkpoint):
 
 
 def train(cfg, callbacks=()):
-    """Train on MNIST inpainting as `cfg` says and write every output into cfg.out; with
-    cfg.resume, continue the run saved there. Extra Keras `callbacks` run after the library's.
+    """Train on the MNIST task cfg.task (inpainting by default), writing every output into cfg.out;
+    with cfg.resume, continue the run saved there. Extra Keras `callbacks` run after the library's.
     Returns the trained Pix2Pix model and the per-epoch history ({name: [value per epoch]})."""
     checkpoint = os.path.join(cfg.out, "pix2pix.weights.h5")
     epoch, step, history = start_state(cfg, checkpoint)
