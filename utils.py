@@ -63,12 +63,6 @@ def save_model(model, path):
         model.save(tmp)
 
 
-def save_weights(model, path):
-    """model.save_weights(path) through a temporary file (path ends in .weights.h5)."""
-    with atomic_path(path) as tmp:
-        model.save_weights(tmp)
-
-
 class SaveGenerator(keras.callbacks.Callback):
     """After every epoch, save the generator alone into `path` (a .keras file), atomically."""
 
