@@ -29,7 +29,7 @@ def held_out_digits(cfg, test_data, limit):
     """(images uint8 [n, 28, 28], labels, where): MNIST's test split if it can be had, else the
     validation split that training held out."""
     try:
-        images, labels = load_mnist(test_data, split="test")
+        images, labels = load_mnist(test_data, split="test", other_split_ok=False)
         where = "MNIST test digits"
     except RuntimeError:  # offline and no --test-data: the held-out validation digits
         images, labels = load_mnist(cfg.data)
@@ -62,7 +62,8 @@ def markdown_table(rows, where, cfg):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="pix2pix.py ablation", description=__doc__.split("\n\n")[0],
-                                     epilog="Other flags: those of `python pix2pix.py --help`.")
+                                     epilog="Other flags: those of `python pix2pix.py --help` "
+                                            "(defaults here: --epochs 5, --out runs/ablation).")
     parser.add_argument("--test-data", help="MNIST test digits: mnist.npz or a folder of t10k idx files "
                                             "(default: $MNIST_PATH, else Keras' download, else the validation split)")
     parser.add_argument("--test-limit", type=int, default=0, help="score only N held-out digits (0: all)")

@@ -267,7 +267,7 @@ def main(argv=None):
         parser.error(f"--model {args.model} does not exist")
     task = args.task or saved_task(args.model)
     generator = keras.models.load_model(args.model, compile=False)
-    images, labels = load_mnist(args.data, split="test")
+    images, labels = load_mnist(args.data, split="test", other_split_ok=False)  # never training digits
     if args.limit:
         images, labels = images[:args.limit], labels[:args.limit]
     scores = inpainting_scores(generator, images, labels, load_or_train_classifier(), task=task)
