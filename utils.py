@@ -122,30 +122,44 @@ def restore_checkpoint(model, path):
             gen.state.assign(saved_rng[name])
 
 
-class Checkpoint(keras.callbacks.Callback):
-    """Save a checkpoint to `path` after every epoch, and every `every_steps` steps within one.
+class StepCallback(keras.callbacks.Callback):
+    """Knows the epoch and the step within it. Set `step_offset` when a fit call starts in the
+    middle of an epoch (a resumed run): Keras then numbers that epoch's batches from 0."""
 
-    progress = {"epoch": epochs done, "step": steps done in the next epoch, "history": the
-    per-epoch logs so far (a dict shared with HistoryPlot), "config": `config`}. Set `step_offset`
-    when a fit call starts in the middle of an epoch (a resumed run).
-    """
-
-    def __init__(self, path, history, config, every_steps=0):
+    def __init__(self):
         super().__init__()
-        self.path, self.history, self.config, self.every_steps = path, history, config, every_steps
         self.epoch, self.step_offset = 0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
+    def on_epoch_end(self, epoch, logs=None):
+        self.step_offset = 0
+
+    def step(self, batch):
+        """Steps done in the current epoch once `batch` (Keras' index in this fit call) is done."""
+        return self.step_offset + batch + 1
+
+
+class Checkpoint(StepCallback):
+    """Save a checkpoint to `path` after every epoch, and every `every_steps` steps within one.
+
+    progress = {"epoch": epochs done, "step": steps done in the next epoch, "history": the
+    per-epoch logs so far (a dict shared with HistoryPlot), "config": `config`}.
+    """
+
+    def __init__(self, path, history, config, every_steps=0):
+        super().__init__()
+        self.path, self.history, self.config, self.every_steps = path, history, config, every_steps
+
     def on_train_batch_end(self, batch, logs=None):
-        step = self.step_offset + batch + 1
+        step = self.step(batch)
         last = batch + 1 == self.params["steps"]  # the epoch's end is saved by on_epoch_end
         if self.every_steps and step % self.every_steps == 0 and not last:
             self.save(self.epoch, step)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.step_offset = 0
+        super().on_epoch_end(epoch, logs)
         self.save(epoch + 1, 0)
 
     def save(self, epoch, step):
@@ -153,7 +167,7 @@ class Checkpoint(keras.callbacks.Callback):
                                                 "config": self.config})
 
 
-class StopOnNonFinite(keras.callbacks.Callback):
+class StopOnNonFinite(StepCallback):
     """Stop training at once, with an error naming the step, when a loss turns NaN or infinite.
 
     It raises (FloatingPointError) instead of setting stop_training, so no epoch-end callback runs
@@ -161,20 +175,13 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def __init__(self, steps_per_epoch):
         super().__init__()
-        self.steps_per_epoch, self.epoch, self.step_offset = steps_per_epoch, 0, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.step_offset = 0
+        self.steps_per_epoch = steps_per_epoch
 
     def on_train_batch_end(self, batch, logs=None):
         bad = {k: float(v) for k, v in (logs or {}).items() if not math.isfinite(float(v))}
         if bad:
-            step = self.step_offset + batch + 1
             raise FloatingPointError(
-                f"non-finite loss at epoch {self.epoch + 1}, step {step}/{self.steps_per_epoch} "
+                f"non-finite loss at epoch {self.epoch + 1}, step {self.step(batch)}/{self.steps_per_epoch} "
                 f"({', '.join(f'{k}={v}' for k, v in bad.items())}); training stopped, the last good "
                 f"checkpoint is kept. Try a lower --lr, or check the data for NaN or inf values")
 
