@@ -19,7 +19,7 @@ import pix2pix
 from mnist_ds import load_mnist, make_src, split_train_val, to_unit_range
 from visual import comparison_grid, save_image
 
-# Columns of the table: (score key, heading, format). Scores missing from an older evaluate are skipped.
+# Columns of the table: (score key of evaluate.inpainting_scores, heading, format).
 COLUMNS = [("acc_generated", "digit accuracy", "{:.1%}"), ("l1_hole", "L1 in hole", "{:.3f}"),
            ("ssim_hole", "SSIM in hole", "{:.3f}"), ("frechet_generated", "Fréchet distance", "{:.2f}"),
            ("grey_hole", "grey pixels in hole", "{:.1%}")]  # "hole": the whole image for other tasks
@@ -50,13 +50,12 @@ def train_variant(cfg, loss):
 
 def markdown_table(rows, where, cfg):
     """The ablation table as markdown: one row per (name, scores)."""
-    columns = [c for c in COLUMNS if all(key in scores for _, scores in rows for key in [c[0]])]
     lines = [f"Loss ablation on MNIST {cfg.task}: {rows[0][1]['digits']:,} {where}, "
              f"{cfg.epochs} epochs, seed {cfg.seed}, lambda {cfg.l1_weight:g}.", "",
-             "| loss | " + " | ".join(heading for _, heading, _ in columns) + " |",
-             "| --- |" + " ---: |" * len(columns)]
+             "| loss | " + " | ".join(heading for _, heading, _ in COLUMNS) + " |",
+             "| --- |" + " ---: |" * len(COLUMNS)]
     for name, scores in rows:
-        lines.append(f"| {name} | " + " | ".join(fmt.format(scores[key]) for key, _, fmt in columns) + " |")
+        lines.append(f"| {name} | " + " | ".join(fmt.format(scores[key]) for key, _, fmt in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -136,7 +136,7 @@ def comparison_grid(columns, titles, scale=3, gap=4):
     for j, (column, title) in enumerate(zip(columns, titles)):
         draw.text((gap + j * cell_w, 2), title, fill="black")
         for i in range(n):
-            tile = Image.fromarray(column[i].repeat(scale, 0).repeat(scale, 1).squeeze(-1)
-                                   if column.shape[-1] == 1 else column[i].repeat(scale, 0).repeat(scale, 1))
+            big = column[i].repeat(scale, axis=0).repeat(scale, axis=1)       # [h*scale, w*scale, c]
+            tile = Image.fromarray(big[..., 0] if big.shape[-1] == 1 else big)
             picture.paste(tile.convert("RGB"), (gap + j * cell_w, top + gap + i * cell_h))
     return np.asarray(picture)
