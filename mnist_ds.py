@@ -146,6 +146,39 @@ def load_mnist(path=None, split="train", verbose=True, other_split_ok=True):
     return images, labels
 
 
+FASHION_CLASSES = {5: "sandal", 7: "sneaker", 8: "bag", 9: "ankle boot"}  # the shoes and bags
+FASHION_DEBIAN = "/usr/share/datasets/fashion-mnist"  # Debian's package dataset-fashion-mnist
+
+
+def load_fashion(path=None, split="train", verbose=True):
+    """Fashion-MNIST's shoes and bags (FASHION_CLASSES) as (images uint8 [n, 28, 28], labels int64 [n]).
+
+    Tries `path` (a folder of Fashion-MNIST idx files, or an .npz in Keras' layout), then
+    $FASHION_MNIST_PATH, then Debian's files in FASHION_DEBIAN, then
+    `keras.datasets.fashion_mnist.load_data()` (downloads once). Prints the source in use.
+    """
+    path = path or os.environ.get("FASHION_MNIST_PATH")
+    if not path and os.path.isdir(FASHION_DEBIAN):
+        path = FASHION_DEBIAN
+    if path:
+        images, labels = load_mnist_file(path, split, other_split_ok=False)
+        source = f"{path} ({split})"
+    else:
+        try:
+            from keras.datasets import fashion_mnist
+            train, test = fashion_mnist.load_data()
+        except Exception as e:  # no network and no cached copy
+            raise RuntimeError("Fashion-MNIST not found: install Debian's dataset-fashion-mnist (files in "
+                               f"{FASHION_DEBIAN}), pass --data FOLDER of its idx files, or run once with "
+                               "network for keras.datasets.fashion_mnist") from e
+        images, labels = train if split == "train" else test
+        source = f"keras.datasets.fashion_mnist ({split})"
+    keep = np.isin(labels, list(FASHION_CLASSES))
+    if verbose:
+        print(f"Fashion-MNIST: {int(keep.sum()):,} shoes and bags of {len(images):,} items from {source}")
+    return images[keep], labels[keep]
+
+
 # ---------------------------------------------------------------------------------------------
 # Masking and pipelines
 # ---------------------------------------------------------------------------------------------
@@ -215,18 +248,22 @@ def low_resolution(images, size=7):
     return tf.image.resize(small, (h, w), method="bilinear")
 
 
-TASKS = ("inpaint", "edges2digit", "denoise", "superres")
+FASHION_EDGE_THRESHOLD = 0.25  # lower than for digits: keeps the inner lines of shoes and bags
+TASKS = ("inpaint", "edges2digit", "denoise", "superres", "edges2fashion")
 
 
 def make_src(task, target, seed=None, hole_sizes=(HOLE_MIN, HOLE_MAX), sr_size=7):
     """The input that `task` makes from target digits (float32 [n, 28, 28, 1] in [-1, 1]):
     inpaint: a square hole set to 0.0 (mask_square); edges2digit: the edge map (edge_map);
-    denoise: heavy noise (add_noise); superres: an sr_size x sr_size copy upsampled (low_resolution).
+    denoise: heavy noise (add_noise); superres: an sr_size x sr_size copy upsampled (low_resolution);
+    edges2fashion: the edge map of a shoe or bag (Fashion-MNIST items, load_fashion).
     seed: None for fresh randomness, or a stateless pair for repeatable inputs."""
     if task == "inpaint":
         return mask_square(target, *hole_sizes, seed=seed)[0]
     if task == "edges2digit":
         return edge_map(target)
+    if task == "edges2fashion":
+        return edge_map(target, FASHION_EDGE_THRESHOLD)
     if task == "denoise":
         return add_noise(target, seed=seed)
     if task == "superres":
@@ -259,25 +296,35 @@ def inpainting_ds(targets, batch_size, training=True, hole_sizes=(HOLE_MIN, HOLE
     n = len(targets)
     if not training:
         ds = tf.data.Dataset.from_tensor_slices(targets).batch(batch_size).enumerate()
-        return ds.map(lambda i, t: (make_src(task, t, _fold_seed(seed, 1, i), hole_sizes), t)).prefetch(2)
+        return ds.map(lambda i, t: (make_src(task, t, fold_seed(seed, 1, i), hole_sizes), t)).prefetch(2)
     if batch_size > n:
         raise ValueError(f"batch size {batch_size} is larger than the {n} training images")
-    images, steps = tf.constant(targets, tf.float32), n // batch_size
-
-    def epoch_batches(epoch):  # epoch's batches of image indices: [steps, batch_size]
-        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=_fold_seed(seed, 0, epoch))
-        return tf.reshape(order[:steps * batch_size], [steps, batch_size])
+    images = tf.constant(targets, tf.float32)
 
     def pair(step, indices):   # global step -> (src, target) with fresh holes
         target = tf.gather(images, indices)
-        return make_src(task, target, _fold_seed(seed, 2, step), hole_sizes), target
+        return make_src(task, target, fold_seed(seed, 2, step), hole_sizes), target
+
+    batches = epoch_batches_ds(n, batch_size, seed, first_epoch, skip_steps)
+    return batches.map(pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_batches_ds(n, batch_size, seed=0, first_epoch=0, skip_steps=0):
+    """Endless tf.data stream of (global step, indices int32 [batch_size]) for n training items:
+    epoch e is a permutation of range(n) drawn from (seed, e), cut into n // batch_size full
+    batches (the rest dropped). Stateless: a run resumed at (first_epoch, skip_steps) gets
+    exactly the batches it would have got."""
+    steps = n // batch_size
+
+    def epoch_batches(epoch):  # epoch's batches of indices: [steps, batch_size]
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=fold_seed(seed, 0, epoch))
+        return tf.reshape(order[:steps * batch_size], [steps, batch_size])
 
     epochs = tf.data.Dataset.range(first_epoch, 2 ** 31).map(epoch_batches).unbatch()
-    ds = epochs.enumerate(start=first_epoch * steps).skip(skip_steps)
-    return ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return epochs.enumerate(start=first_epoch * steps).skip(skip_steps)
 
 
-def _fold_seed(seed, stream, counter):
+def fold_seed(seed, stream, counter):
     """A stateless-RNG seed [2] for (seed, stream, counter): distinct streams never share seeds."""
     base = tf.stack([tf.cast(seed, tf.int64), tf.constant(stream, tf.int64)])
     return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))

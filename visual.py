@@ -15,15 +15,20 @@ def to_uint8(images):
     return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
-def sample_grid(src, fake, target, pairs_per_row=2, scale=4, gap=4):
+def sample_grid(src, fake, target, pairs_per_row=2, scale=None, gap=4):
     """One uint8 picture [H, W, c] of (input | generated | real) triples, all on the same scale.
 
-    src, fake, target: float [n, h, w, c] in [-1, 1]. Every panel maps -1 -> black and +1 -> white
-    (or the RGB colours), so an inpainting hole (0.0) shows as mid-grey. Triples are laid out
-    `pairs_per_row` to a row; each image is enlarged `scale` times with nearest-neighbour pixels.
+    src, fake, target: float [n, h, w, c] in [-1, 1] (a grayscale input beside colour outputs is
+    shown grey). Every panel maps -1 -> black and +1 -> white (or the RGB colours), so an
+    inpainting hole (0.0) shows as mid-grey. Triples are laid out `pairs_per_row` to a row; each
+    image is enlarged `scale` times with nearest-neighbour pixels (default: 4 for 28x28, 1 from
+    112 pixels up).
     """
     src, fake, target = (to_uint8(a) for a in (src, fake, target))
-    n, h, w, c = target.shape
+    c = max(a.shape[-1] for a in (src, fake, target))
+    src, fake, target = (np.repeat(a, c // a.shape[-1], axis=-1) for a in (src, fake, target))
+    n, h, w, _ = target.shape
+    scale = scale or max(1, 112 // max(h, w))
     rows = -(-n // pairs_per_row)
     cell_h, cell_w = h * scale + gap, w * scale + gap
     triple_w = 3 * cell_w + 2 * gap          # extra space between triples

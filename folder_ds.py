@@ -1,0 +1,320 @@
+"""Folders of paired images for Pix2Pix, in the layouts of the paper's data sets, as tf.data pipelines.
+
+Two layouts (`find_pairs` tells them apart):
+- side by side: each file holds one pair, A in the left half and B in the right half, as in the
+  facades, maps and edges2shoes sets of the pix2pix site: ROOT/train/1.jpg, ROOT/val/..., or
+  the files directly in ROOT;
+- A/ and B/: two folders whose files pair up by name (a.jpg in A/ with a.png or a.jpg in B/):
+  ROOT/A/train/..., ROOT/B/train/..., or ROOT/A/... and ROOT/B/... without splits.
+
+Conventions (other code relies on them):
+- pixels are float32 in [-1, 1], x / 127.5 - 1; a side whose files are all grayscale has 1
+  channel, a side with any colour file has 3 (its grayscale files are repeated to RGB, with a
+  note naming the first); alpha is dropped;
+- files without an image suffix (.png, .jpg, .jpeg, .bmp) are ignored, hidden files too; a file
+  with one that cannot be read is an error naming it;
+- training (the paper's augmentation): both images resized to load_size x load_size, the same
+  random crop_size x crop_size window cut from both, both mirrored left-right together half the
+  time (flip=False for maps, text, anything whose meaning mirroring changes). load_size=0 keeps
+  the original size and only crops; an image smaller than the crop is then an error naming it.
+- validation and inference (`prepare`): resized straight to crop_size x crop_size (whole image,
+  no randomness), or, with load_size=0, the centre crop_size x crop_size window.
+"""
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_ds import epoch_batches_ds, fold_seed
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+SPLITS = ("train", "val", "test")
+LOAD_SIZE, CROP_SIZE = 286, 256  # the paper: resize to 286 x 286, random crop to 256 x 256
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # PIL modes read as 1 channel
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training pair on disk: a_path and b_path, or a_path alone for an A|B file."""
+    name: str
+    a_path: str
+    b_path: str = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding and checking the files
+# ---------------------------------------------------------------------------------------------
+
+def image_files(folder):
+    """Sorted paths of the image files (by suffix) directly in `folder`; hidden files skipped."""
+    names = sorted(n for n in os.listdir(folder)
+                   if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")
+                   and os.path.isfile(os.path.join(folder, n)))
+    return [os.path.join(folder, n) for n in names]
+
+
+def is_pair_folder(path):
+    """True if `path` is a folder meant for find_pairs: not a folder of MNIST idx files."""
+    return os.path.isdir(path) and not any("idx" in n and "ubyte" in n for n in os.listdir(path))
+
+
+def has_split(root, split):
+    """True if `root` holds a split sub-folder (ROOT/split, or ROOT/A/split for the A/ B/ layout)."""
+    ab = os.path.isdir(os.path.join(root, "A")) and os.path.isdir(os.path.join(root, "B"))
+    return os.path.isdir(os.path.join(root, "A", split) if ab else os.path.join(root, split))
+
+
+def find_pairs(root, split="train"):
+    """The pairs of `split` under `root` (layouts in the module docstring), sorted by name.
+    Without split sub-folders, the files directly in ROOT (or ROOT/A, ROOT/B) form "train".
+    Raises FileNotFoundError for a missing or empty folder, ValueError for an A/ file without a
+    B/ partner (or the reverse) or two files of one side with the same name."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: no such folder of image pairs")
+    if os.path.isdir(os.path.join(root, "A")) and os.path.isdir(os.path.join(root, "B")):
+        folders = [os.path.join(root, side, split) for side in "AB"]
+        if not has_split(root, split) and split == "train" and not has_split(root, "val"):
+            folders = [os.path.join(root, side) for side in "AB"]
+        sides = [_by_stem(folder) for folder in folders]
+        for this, other in ((0, 1), (1, 0)):
+            lonely = sorted(set(sides[this]) - set(sides[other]))
+            if lonely:
+                raise ValueError(f"{sides[this][lonely[0]]} has no partner in {folders[other]} (same name, "
+                                 f"any image suffix); {len(lonely)} file(s) of {folders[this]} are unpaired")
+        pairs = [Pair(stem, sides[0][stem], sides[1][stem]) for stem in sorted(sides[0])]
+    else:
+        folder = os.path.join(root, split)
+        if not os.path.isdir(folder) and split == "train" and not has_split(root, "val"):
+            folder = root
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"{folder}: no such folder (expected {root}/{split}/ with A|B images, "
+                                    f"or {root}/A/ and {root}/B/)")
+        pairs = [Pair(os.path.basename(p), p) for p in image_files(folder)]
+        folders = [folder]
+    if not pairs:
+        raise FileNotFoundError(f"{' and '.join(folders)}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return pairs
+
+
+def _by_stem(folder):
+    """{file name without suffix: path} of the image files in `folder`."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: no such folder")
+    found = {}
+    for path in image_files(folder):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in found:
+            raise ValueError(f"{found[stem]} and {path}: two files with the same name; which one pairs up?")
+        found[stem] = path
+    return found
+
+
+def image_info(path):
+    """(width, height, channels) of an image file, from its header; ValueError naming the file if
+    it is not a readable image."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            return width, height, 1 if image.mode in GRAY_MODES else 3
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from e
+
+
+def check_pairs(pairs, crop_size=CROP_SIZE, load_size=LOAD_SIZE):
+    """Read every pair's headers and return (a_channels, b_channels), the channels each side is
+    read with. ValueError naming the file for: an unreadable image, an A|B image of odd width,
+    A and B of different sizes, and (with load_size=0) an image smaller than the crop."""
+    channels = {"A": {}, "B": {}}  # side -> {channels: first file with them}
+    for pair in pairs:
+        width, height, c = image_info(pair.a_path)
+        if pair.b_path is None:  # side by side: the two halves are the pair
+            if width % 2:
+                raise ValueError(f"{pair.a_path}: an A|B pair must have an even width (two halves of the "
+                                 f"same size), got {width}x{height}")
+            width //= 2
+            sizes, cb = [(width, height)], c
+        else:
+            b_width, b_height, cb = image_info(pair.b_path)
+            if (b_width, b_height) != (width, height):
+                raise ValueError(f"{pair.a_path} is {width}x{height} but its partner {pair.b_path} is "
+                                 f"{b_width}x{b_height}; A and B must have the same size")
+            sizes = [(width, height)]
+        if load_size == 0 and min(sizes[0]) < crop_size:
+            raise ValueError(f"{pair.a_path}: {'each half ' if pair.b_path is None else ''}is "
+                             f"{width}x{height}, smaller than --crop-size {crop_size} (and --load-size 0 "
+                             f"does not resize); give --load-size >= {crop_size} to resize it")
+        channels["A"].setdefault(c, pair.a_path)
+        channels["B"].setdefault(cb, pair.b_path or pair.a_path)
+    for side, seen in channels.items():
+        if len(seen) > 1:
+            print(f"note: side {side} mixes grayscale and colour images ({seen[1]} is grayscale, {seen[3]} "
+                  f"colour): grayscale ones are read as RGB")
+    return tuple(max(seen) for seen in channels.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and augmenting (TensorFlow ops, run inside tf.data)
+# ---------------------------------------------------------------------------------------------
+
+def read_image(path, channels):
+    """Decode an image file into float32 [h, w, channels] in [-1, 1]."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def read_pair(a_path, b_path, a_channels, b_channels):
+    """(a, b) float32 [h, w, c] in [-1, 1] of one pair; b_path "" means a_path holds A|B."""
+    if b_path is None or b_path == "":
+        both = read_image(a_path, a_channels)
+        half = tf.shape(both)[1] // 2
+        return both[:, :half], both[:, half:]
+    return read_image(a_path, a_channels), read_image(b_path, b_channels)
+
+
+def resize(image, size):
+    """float [h, w, c] -> [size, size, c] (or size = (height, width)): bilinear with antialiasing,
+    kept in [-1, 1]."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return tf.clip_by_value(tf.image.resize(image, size, antialias=True), -1.0, 1.0)
+
+
+def augment(a, b, seed, crop_size=CROP_SIZE, load_size=LOAD_SIZE, flip=True):
+    """The paper's jitter, the same for both images of a pair: resize both to load_size (0: keep
+    the size), cut the same random crop_size window, mirror both or neither. a, b: float
+    [h, w, ca], [h, w, cb] of one size. seed: a stateless pair. Returns a [crop, crop, ca], b."""
+    if load_size:
+        a, b = resize(a, load_size), resize(b, load_size)
+    a_channels = tf.shape(a)[-1]
+    both = tf.concat([a, b], axis=-1)                                     # [h, w, ca + cb]
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    both = tf.image.stateless_random_crop(both, [crop_size, crop_size, tf.shape(both)[-1]], crop_seed)
+    if flip:
+        both = tf.image.stateless_random_flip_left_right(both, flip_seed)
+    return both[..., :a_channels], both[..., a_channels:]
+
+
+def prepare(image, crop_size=CROP_SIZE, load_size=LOAD_SIZE):
+    """Validation/inference size: float [h, w, c] -> [crop_size, crop_size, c] (or crop_size =
+    (height, width)), resized whole, or with load_size=0 the centre window (an image smaller than
+    the window is an error)."""
+    if load_size:
+        return resize(image, crop_size)
+    crop_h, crop_w = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    tf.debugging.assert_greater_equal([height, width], [crop_h, crop_w],
+                                      message=f"image smaller than the {crop_h}x{crop_w} crop")
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return image[top:top + crop_h, left:left + crop_w]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipelines
+# ---------------------------------------------------------------------------------------------
+
+def pairs_ds(pairs, batch_size, channels, training=True, direction="AtoB", crop_size=CROP_SIZE,
+             load_size=LOAD_SIZE, flip=True, seed=0, first_epoch=0, skip_steps=0):
+    """tf.data of (src, target) batches, float32 [batch, crop, crop, c] in [-1, 1].
+
+    pairs: from find_pairs; channels: (A channels, B channels) from check_pairs; direction "AtoB"
+    makes A the input, "BtoA" makes B the input. Training: an endless stateless stream of epochs
+    (order from (seed, epoch), jitter from (seed, item number): a resumed run sees exactly the
+    batches it would have seen); n // batch_size batches per epoch. Validation: one pass in order,
+    no jitter, the last batch possibly smaller.
+    """
+    if direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"direction must be AtoB or BtoA, got {direction!r}")
+    a_paths = tf.constant([p.a_path for p in pairs])
+    b_paths = tf.constant([p.b_path or "" for p in pairs])
+
+    def load(index):
+        return read_pair(a_paths[index], b_paths[index], *channels)
+
+    def orient(a, b):
+        return (a, b) if direction == "AtoB" else (b, a)
+
+    if not training:
+        ds = tf.data.Dataset.range(len(pairs)).map(
+            lambda i: orient(*(prepare(x, crop_size, load_size) for x in load(i))), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch_size).prefetch(2)
+    if batch_size > len(pairs):
+        raise ValueError(f"batch size {batch_size} is larger than the {len(pairs)} training pairs")
+
+    def items(step, indices):  # one batch -> its items, numbered across the whole run
+        return tf.data.Dataset.from_tensor_slices((step * batch_size + tf.range(batch_size, dtype=tf.int64),
+                                                   indices))
+
+    def jittered(number, index):
+        a, b = load(index)
+        return orient(*augment(a, b, fold_seed(seed, 3, number), crop_size, load_size, flip))
+
+    batches = epoch_batches_ds(len(pairs), batch_size, seed, first_epoch, skip_steps)
+    ds = batches.flat_map(items).map(jittered, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def split_pairs(root, val_size, seed=0, limit=0):
+    """(train pairs, validation pairs) under `root`: validation from ROOT's val/ split, else its
+    test/ split (at most val_size pairs, the first by name), else held out from train (val_size,
+    at most a tenth, chosen with `seed`) with a note. limit: keep the first `limit` train pairs."""
+    train = find_pairs(root, "train")
+    held_out = next((s for s in ("val", "test") if has_split(root, s)), None)
+    if held_out:
+        val = find_pairs(root, held_out)[:val_size]
+    else:
+        count = max(1, min(val_size, len(train) // 10))
+        if len(train) - count < 1:
+            raise ValueError(f"{root}: {len(train)} pair(s) are too few to hold out validation pairs; "
+                             f"add a val/ folder or more pairs")
+        order = np.random.default_rng(seed).permutation(len(train))
+        val = [train[i] for i in sorted(order[:count])]
+        train = [train[i] for i in sorted(order[count:])]
+        print(f"note: {root} has no val/ or test/ folder; holding out {count} of its pairs for validation")
+    return (train[:limit] if limit else train), val
+
+
+def get_folder_ds(root, batch_size=1, val_size=50, direction="AtoB", crop_size=CROP_SIZE,
+                  load_size=LOAD_SIZE, flip=True, seed=0, limit=0, first_epoch=0, skip_steps=0,
+                  val_batch_size=8, verbose=True):
+    """Pipelines for a folder of pairs: (train_ds, val_ds, steps_per_epoch, (src_channels,
+    target_channels)). Every file is checked (headers only) before anything is returned."""
+    if load_size and load_size < crop_size:
+        raise ValueError(f"--load-size {load_size} is smaller than --crop-size {crop_size}")
+    train, val = split_pairs(root, val_size, seed, limit)
+    channels = check_pairs(train + val, crop_size, load_size)
+    if verbose:
+        print(f"Pairs: {len(train):,} for training and {len(val):,} for validation from {root} "
+              f"(A: {channels[0]} channel(s), B: {channels[1]}; {direction})")
+    args = dict(channels=channels, direction=direction, crop_size=crop_size, load_size=load_size, seed=seed)
+    return (pairs_ds(train, batch_size, flip=flip, first_epoch=first_epoch, skip_steps=skip_steps, **args),
+            pairs_ds(val, val_batch_size, training=False, **args), len(train) // batch_size,
+            channels if direction == "AtoB" else channels[::-1])
+
+
+def write_pairs(a_images, b_images, root, layout="side_by_side", split="train", suffix=".png"):
+    """Write uint8 images a_images [n, h, w, c], b_images (same n, h, w) as a pair folder:
+    layout "side_by_side" (ROOT/split/i.png holding A|B) or "ab" (ROOT/A/split/i.png, ROOT/B/...).
+    Handy for turning arrays into the paper's layout; returns the list of files written."""
+    from PIL import Image
+    a_images, b_images = np.asarray(a_images, np.uint8), np.asarray(b_images, np.uint8)
+    written = []
+
+    def save(array, folder, name):
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, name)
+        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+        written.append(path)
+
+    for i, (a, b) in enumerate(zip(a_images, b_images)):
+        name = f"{i:05d}{suffix}"
+        if layout == "side_by_side":
+            if a.shape[-1] != b.shape[-1]:
+                a, b = (np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x for x in (a, b))
+            save(np.concatenate([a, b], axis=1), os.path.join(root, split), name)
+        elif layout == "ab":
+            save(a, os.path.join(root, "A", split), name)
+            save(b, os.path.join(root, "B", split), name)
+        else:
+            raise ValueError(f"layout must be side_by_side or ab, got {layout!r}")
+    return written

@@ -1,0 +1,144 @@
+"""Translate new images with a trained generator, one file or a whole folder:
+
+    python pix2pix.py predict --model runs/facades/generator.keras --input photos/ --output translated/
+
+Each input is read as the run read its validation images (resized to the generator's size, or
+centre-cropped for a run with --load-size 0), translated, and written as a PNG with the input's
+name (a.jpg -> a.png) into --output. The run's settings come from config.json beside the model,
+so no training flag needs repeating; a generator without one is used with the defaults.
+
+BatchNorm and dropout at inference (--mode): "paper" runs the nets as in training, as the paper
+does at test time (dropout on, BatchNorm with the statistics of the batch, `batch_size` images of
+the run at a time); "eval" turns dropout off and uses BatchNorm's moving averages. The default,
+"auto", picks "paper" for runs trained with batch size 1 (the paper's; their moving averages
+follow the last few images only) and "eval" for larger batches. Either way BatchNorm's moving
+statistics are never changed.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+MODES = ("auto", "paper", "eval")
+CHUNK = 16  # images read and translated at a time
+
+
+def run_settings(model_path):
+    """The training settings saved as config.json beside `model_path`, or {} if there is none."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def input_files(path):
+    """[path] for a file, or the image files in a folder; FileNotFoundError if there are none."""
+    from folder_ds import IMAGE_SUFFIXES, image_files
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--input {path} does not exist")
+    files = image_files(path)
+    if not files:
+        raise FileNotFoundError(f"--input {path}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def output_paths(files, folder):
+    """PNG paths in `folder` named after `files`; ValueError if two would collide or one would
+    overwrite an input."""
+    outputs = [os.path.join(folder, os.path.splitext(os.path.basename(f))[0] + ".png") for f in files]
+    seen = {}
+    for source, out in zip(files, outputs):
+        if out in seen:
+            raise ValueError(f"{seen[out]} and {source} would both be written to {out}; rename one")
+        seen[out] = source
+    inputs = {os.path.realpath(f) for f in files}
+    clash = next((out for out in outputs if os.path.realpath(out) in inputs), None)
+    if clash:
+        raise ValueError(f"--output would overwrite the input {clash}; choose another --output folder")
+    return outputs
+
+
+def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB"):
+    """float32 [n, *img_shape] in [-1, 1]: each file read with the generator's channels and
+    brought to its size (folder_ds.prepare). pairs: each file is an A|B pair; the half that
+    `direction` names as input is used. ValueError naming a file that cannot be used."""
+    from folder_ds import image_info, prepare, read_image
+    height, width, channels = img_shape
+    images = []
+    for path in files:
+        file_width, file_height, _ = image_info(path)
+        if pairs and file_width % 2:
+            raise ValueError(f"{path}: --pairs needs A|B images of even width, got {file_width}x{file_height}")
+        if not load_size and min(file_height, file_width // (2 if pairs else 1)) < min(height, width):
+            raise ValueError(f"{path} is {file_width}x{file_height}, smaller than the generator's "
+                             f"{width}x{height} window (the run used --load-size 0: crop, no resize)")
+        image = read_image(path, channels)
+        if pairs:
+            half = image.shape[1] // 2
+            image = image[:, :half] if direction == "AtoB" else image[:, half:]
+        images.append(np.asarray(prepare(image, (height, width), load_size)))
+    return np.stack(images)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="pix2pix.py predict", description="Translate an image or a folder of images with a trained "
+                                               "generator; writes PNGs with the inputs' names.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", required=True, help="the generator, OUT/generator.keras of a training run")
+    parser.add_argument("--input", required=True, help="an image file or a folder of them")
+    parser.add_argument("--output", required=True, help="folder for the translated PNGs (made if missing)")
+    parser.add_argument("--mode", choices=MODES, default="auto",
+                        help="BatchNorm and dropout at inference: paper (as in training), eval (moving "
+                             "averages, no dropout), auto (paper for batch-size-1 runs, else eval)")
+    parser.add_argument("--pairs", action="store_true",
+                        help="inputs are A|B pairs (as a data set's test/ folder): translate the half the "
+                             "run's --direction takes as input")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        predict(args.model, args.input, args.output, args.mode, args.pairs)
+    except (ValueError, OSError) as e:
+        sys.exit(f"pix2pix.py predict: error: {e}")
+
+
+def predict(model_path, input_path, output_folder, mode="auto", pairs=False):
+    """Translate `input_path` (file or folder) with the generator in `model_path` into PNGs in
+    `output_folder`; returns the paths written."""
+    import keras
+
+    from pix2pix import translate
+    from visual import save_image, to_uint8
+    files = input_files(input_path)
+    outputs = output_paths(files, output_folder)
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f"--model {model_path} does not exist")
+    try:
+        generator = keras.models.load_model(model_path, compile=False)
+    except Exception as e:  # Keras raises many kinds for a file that is not a model
+        raise ValueError(f"{model_path}: cannot load a Keras model ({e})") from e
+    settings = run_settings(model_path)
+    if mode == "auto":
+        mode = "paper" if settings.get("batch_size") == 1 else "eval"
+    batch_size = (settings.get("batch_size") or 1) if mode == "paper" else CHUNK
+    chunk_size = max(CHUNK, batch_size)
+    img_shape = generator.input_shape[1:]
+    load_size = settings.get("load_size", 286)
+    print(f"Translating {len(files)} image(s) to {img_shape[0]}x{img_shape[1]} with {model_path} "
+          f"({mode} mode: {'dropout on, batch statistics' if mode == 'paper' else 'no dropout, moving averages'})")
+    os.makedirs(output_folder, exist_ok=True)
+    for start in range(0, len(files), chunk_size):
+        chunk = slice(start, start + chunk_size)
+        src = load_inputs(files[chunk], img_shape, load_size, pairs, settings.get("direction", "AtoB"))
+        for image, path in zip(to_uint8(translate(generator, src, batch_size, mode)), outputs[chunk]):
+            save_image(image, path)
+    print(f"Wrote {len(outputs)} PNG(s) into {output_folder}")
+    return outputs
