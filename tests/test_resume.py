@@ -209,6 +209,25 @@ def test_translate_runs_in_inference_mode():
     assert check_images(images).dtype == np.float32
 
 
+def test_paper_mode_uses_batch_statistics_and_dropout_but_keeps_moving_statistics():
+    generator = unet((16, 16, 1), filters=4, max_filters=8)
+    generator.layers[-1].set_weights([w + 0.1 for w in generator.layers[-1].get_weights()])
+    for layer in generator.layers:  # moving averages far from any batch's statistics
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(layer.moving_mean + 3.0)
+    saved = {v.path: v.numpy() for v in generator.non_trainable_variables if "moving" in v.path}
+    images = np.random.default_rng(1).uniform(-1, 1, (4, 16, 16, 1)).astype(np.float32)
+    paper = [translate(generator, images, batch_size=1, mode="paper") for _ in range(2)]
+    evaluation = translate(generator, images, mode="eval")
+    assert not np.allclose(paper[0], paper[1], atol=1e-4)         # dropout stays on
+    assert not np.allclose(paper[0], evaluation, atol=1e-2)       # batch statistics, not moving ones
+    assert all(np.array_equal(saved[v.path], v.numpy()) for v in generator.non_trainable_variables
+               if "moving" in v.path)                             # never updated
+    assert len(saved) > 0
+    with pytest.raises(ValueError, match="mode must be one of eval, paper"):
+        translate(generator, images, mode="train")
+
+
 @pytest.mark.parametrize("make_bad, message", [
     (lambda tmp: str(tmp / "missing.npz"), "does not exist"),
     (lambda tmp: (tmp / "bad.npz").write_bytes(b"PK\x03\x04 truncated zip") and str(tmp / "bad.npz"),
