@@ -5,6 +5,8 @@ The lesson's task: a digit with a square hole goes in, the whole digit comes out
 
     python pix2pix.py                      # train on MNIST inpainting, outputs in runs/pix2pix
     python pix2pix.py --epochs 5 --lambda 50 --out runs/try
+    python pix2pix.py --data facades --direction BtoA --out runs/facades   # paired images, the paper's nets
+    python pix2pix.py predict --model runs/facades/generator.keras --input photo.jpg --output out/
     python pix2pix.py --help
 
 Pieces, each usable on its own:
@@ -307,6 +309,7 @@ class Pix2Pix(keras.Model):
         arrays (float [n, h, w, c] in [-1, 1]), or x = a tf.data.Dataset of (src, target) batches."""
         src_shape, target_shape = self.generator.input_shape[1:], self.generator.output_shape[1:]
         if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # a dataset shuffles itself (Keras would warn)
             spec = x.element_spec
             if not (isinstance(spec, tuple) and len(spec) == 2):
                 raise ValueError(f"the dataset must yield (src, target) pairs, got elements {spec}")

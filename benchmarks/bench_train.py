@@ -95,9 +95,8 @@ def proc_status_mib(field):
 def mnist_config(small=False):
     """The CLI's default Config, or (small=True, for tests) one with tiny nets."""
     _, _, pix2pix, _ = _project()
-    if small:
-        return pix2pix.Config(gen_filters=8, gen_max_filters=16, disc_filters=8)
-    return pix2pix.Config()
+    cfg = pix2pix.Config(gen_filters=8, gen_max_filters=16, disc_filters=8) if small else pix2pix.Config()
+    return pix2pix.resolve_config(cfg)  # MNIST's defaults: batch 64, lambda 1000, ...
 
 
 def build_nets(config, small=False):
