@@ -93,7 +93,10 @@ def find_pairs(root, split="train"):
         pairs = [Pair(os.path.basename(p), p) for p in image_files(folder)]
         folders = [folder]
     if not pairs:
-        raise FileNotFoundError(f"{' and '.join(folders)}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        hint = ""
+        if all(os.path.isdir(os.path.join(folders[0], side)) for side in "AB"):
+            hint = f"; it holds A/ and B/: the layout is ROOT/A/{split}/ and ROOT/B/{split}/"
+        raise FileNotFoundError(f"{' and '.join(folders)}: no image files ({', '.join(IMAGE_SUFFIXES)}){hint}")
     return pairs
 
 

@@ -228,18 +228,18 @@ def test_paper_mode_uses_batch_statistics_and_dropout_but_keeps_moving_statistic
         translate(generator, images, mode="train")
 
 
-@pytest.mark.parametrize("make_bad, message", [
-    (lambda tmp: str(tmp / "missing.npz"), "does not exist"),
+@pytest.mark.parametrize("make_bad, message, code", [
+    (lambda tmp: str(tmp / "missing.npz"), "--data .*missing.npz does not exist", 2),  # a usage error
     (lambda tmp: (tmp / "bad.npz").write_bytes(b"PK\x03\x04 truncated zip") and str(tmp / "bad.npz"),
-     "not a readable .npz|not an .npz"),
+     "not a readable .npz|not an .npz", 1),
     (lambda tmp: np.savez(tmp / "empty.npz", x_train=np.zeros((0, 28, 28), np.uint8),
-                          y_train=np.zeros(0)) or str(tmp / "empty.npz"), "holds no images"),
+                          y_train=np.zeros(0)) or str(tmp / "empty.npz"), "holds no images", 1),
 ])
-def test_bad_data_gives_message_and_writes_nothing(tmp_path, make_bad, message):
+def test_bad_data_gives_message_and_writes_nothing(tmp_path, make_bad, message, code):
     data = make_bad(tmp_path)
     out = tmp_path / "out"
     result = run(cli(out, "--epochs", "1", data=data))
-    assert result.returncode == 1 and "pix2pix.py: error:" in result.stderr
+    assert result.returncode == code and "pix2pix.py: error:" in result.stderr
     assert __import__("re").search(message, result.stderr), result.stderr
     assert not out.exists()
 
