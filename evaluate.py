@@ -246,8 +246,8 @@ def format_scores(scores):
         footer += f"; in the hole: PSNR {scores['psnr_hole']:.2f} dB, MSE {scores['mse_hole']:.4f}"
     return "\n".join(lines + [
         footer,
-        f"L1, SSIM: against the real digit (L1 0, SSIM 1: identical). grey: share of {region} pixels",
-        "with |v| < 0.5 (blur). Frechet: classifier features against the real digits'",
+        f"L1, SSIM: against the real image (L1 0, SSIM 1: identical). grey: share of {region} pixels",
+        "with |v| < 0.5 (blur). Frechet: classifier features against the real images'",
         "(the FID analog; lower is more real)."])
 
 
