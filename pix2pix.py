@@ -30,6 +30,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from distribute import (STRATEGIES, agree_on_finite, for_logs, is_chief, loss_for_gradients, make_strategy,
+                        mixed_precision, sync_batch_norm)
 from folder_ds import get_folder_ds, is_pair_folder
 from mnist_ds import TASKS, get_ds, load_fashion, load_mnist
 from utils import (Checkpoint, SaveGenerator, StopOnNonFinite, TrainingHealth, read_progress,
@@ -104,6 +106,13 @@ class Config:
                 "determinism; slower)"})
     jit: bool = field(default=False, metadata={"help": "compile the training step with XLA (for GPUs; "
                                                        "slower on CPU)"})
+    mixed_precision: bool = field(default=False, metadata={
+        "help": "float16 computation, float32 weights and losses, loss scaling (needs a GPU; on a CPU "
+                "a message says so and training stays float32)"})
+    strategy: str = field(default="none", metadata={
+        "choices": STRATEGIES, "help": "tf.distribute: none (one device), mirrored (all GPUs of this machine), "
+                                       "multiworker (several machines, cluster in $TF_CONFIG; README). "
+                                       "--batch-size is the global batch, split across replicas"})
     summary: bool = field(default=False, metadata={"help": "print both nets' summaries before training"})
     verbose: int = field(default=1, metadata={"help": "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch"})
 
@@ -327,7 +336,9 @@ class Pix2Pix(keras.Model):
         2. D update: real pair (src, target) -> 1, generated pair (src, fake) -> 0; loss halved,
            as in the paper, to slow D down relative to G.
         3. G update against the freshly updated D: non-saturating GAN loss (fool D: label 1) plus
-           l1_weight * mean |target - fake|, which keeps the output close to the truth."""
+           l1_weight * mean |target - fake|, which keeps the output close to the truth.
+        Under tf.distribute every replica runs this on its share of the global batch; the losses
+        it differentiates are scaled so that the summed gradients are those of the global means."""
         src, target = data
         adversarial, zero = self.loss_name != "l1", tf.constant(0.0)
         with tf.GradientTape() as g_tape:
@@ -338,12 +349,13 @@ class Pix2Pix(keras.Model):
             g_gan_loss = bce_with_logits(1.0, self._judge(src, fake)) if adversarial else zero
             g_l1_loss = tf.reduce_mean(tf.abs(target - fake))
             g_loss = g_gan_loss + (self.l1_weight * g_l1_loss if "l1" in self.loss_name else 0.0)
-        weights = self.generator.trainable_weights
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, weights), weights))
+            g_loss_for_gradients = loss_for_gradients(g_loss, self.g_optimizer)  # / replicas * loss scale
+        self._apply(self.g_optimizer, g_tape.gradient(g_loss_for_gradients, self.generator.trainable_weights),
+                    self.generator.trainable_weights)
         values = (d_loss, d_real, d_fake, g_gan_loss, g_l1_loss)
         for tracker, value in zip(self.trackers.values(), values):
             tracker.update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return {name: for_logs(tracker.result()) for name, tracker in self.trackers.items()}
 
     def _judge(self, src, image):
         """D's patch logits for `image`: of the pair (src, image), or of image alone for "gan"."""
@@ -355,21 +367,36 @@ class Pix2Pix(keras.Model):
             real_logits = self._judge(src, target)
             fake_logits = self._judge(src, fake)
             d_loss = 0.5 * (bce_with_logits(1.0, real_logits) + bce_with_logits(0.0, fake_logits))
+            d_loss_for_gradients = loss_for_gradients(d_loss, self.d_optimizer)  # / replicas * loss scale
         weights = self.discriminator.trainable_weights
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights))
+        self._apply(self.d_optimizer, tape.gradient(d_loss_for_gradients, weights), weights)
         return d_loss, tf.reduce_mean(tf.sigmoid(real_logits)), tf.reduce_mean(tf.sigmoid(fake_logits))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: both nets are built at construction and nothing is compiled. Keras
+        3.15's version would first strategy.reduce a (src, target) batch across replicas, which
+        fails under MultiWorkerMirroredStrategy (its reduce takes one tensor, not a tuple)."""
+
+    def _apply(self, optimizer, grads, weights):
+        """optimizer.apply_gradients: sums the replicas' gradients, and a LossScaleOptimizer divides
+        them by its scale (skipping the step if they are not finite: on every replica, or on none)."""
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            grads = agree_on_finite(grads)
+        optimizer.apply_gradients(zip(grads, weights))
 
     def test_step(self, data):
         """Validation: mean |target - G(src)| with G in inference mode (no dropout, BN moving stats)."""
         src, target = data
         fake = self.generator(src, training=False)
         self.val_l1_tracker.update_state(tf.reduce_mean(tf.abs(target - fake)))
-        return {"l1": self.val_l1_tracker.result()}
+        return {"l1": for_logs(self.val_l1_tracker.result())}
 
 
 def build_model(cfg, img_shape=(28, 28, 1), target_channels=None):
     """A compiled Pix2Pix with the nets and optimizers that `cfg` (a Config) describes, for inputs
-    [n, *img_shape] and targets with target_channels (default: the input's)."""
+    [n, *img_shape] and targets with target_channels (default: the input's). Built under a
+    strategy.scope() with several replicas, its BatchNorm layers are synchronised; built under the
+    mixed_float16 policy (distribute.mixed_precision), both optimizers get loss scaling."""
     cfg = resolve_config(cfg)
     model = Pix2Pix(generator=unet(img_shape, target_channels, filters=cfg.gen_filters,
                                    max_filters=cfg.gen_max_filters),
@@ -377,9 +404,14 @@ def build_model(cfg, img_shape=(28, 28, 1), target_channels=None):
                                                       n_layers=cfg.disc_layers or None,
                                                       conditional=cfg.loss.endswith("cgan")),
                     l1_weight=cfg.l1_weight, loss=cfg.loss)
-    model.compile(d_optimizer=keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta_1),
-                  g_optimizer=keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta_1),
-                  jit_compile=cfg.jit)
+    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        sync_batch_norm(model.generator, model.discriminator)  # N replicas compute what 1 device does
+    optimizers = [keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta_1) for _ in ("d", "g")]
+    if keras.mixed_precision.global_policy().compute_dtype == "float16":
+        optimizers = [keras.optimizers.LossScaleOptimizer(opt) for opt in optimizers]
+    model.compile(d_optimizer=optimizers[0], g_optimizer=optimizers[1], jit_compile=cfg.jit)
+    model.d_optimizer.build(model.discriminator.trainable_variables)  # now, under the caller's strategy
+    model.g_optimizer.build(model.generator.trainable_variables)      # scope, not lazily inside a step
     return model
 
 
@@ -492,9 +524,10 @@ def check_config(cfg, error):
 
 
 # Settings a resumed run must share with the run it continues (others, like --epochs, may change).
+# --mixed-precision too: its LossScaleOptimizers save their state in another layout, which Keras would skip.
 RESUME_MUST_MATCH = ("task", "batch_size", "loss", "l1_weight", "lr", "beta_1", "data", "seed", "val_size", "limit",
                      "gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "hole_min", "hole_max",
-                     "direction", "load_size", "crop_size", "no_flip")
+                     "direction", "load_size", "crop_size", "no_flip", "mixed_precision")
 
 
 def start_state(cfg, checkpoint):
@@ -510,8 +543,8 @@ def start_state(cfg, checkpoint):
     if progress is None:
         raise ValueError(f"--resume: no checkpoint in {cfg.out} ({os.path.basename(checkpoint)} is missing); "
                          f"start without --resume")
-    changed = [f"{flag(k)} {progress['config'][k]} -> {getattr(cfg, k)}"
-               for k in RESUME_MUST_MATCH if progress["config"].get(k) != getattr(cfg, k)]
+    saved = {k: progress["config"].get(k, Config.__dataclass_fields__[k].default) for k in RESUME_MUST_MATCH}
+    changed = [f"{flag(k)} {saved[k]} -> {getattr(cfg, k)}" for k in RESUME_MUST_MATCH if saved[k] != getattr(cfg, k)]
     if changed:
         raise ValueError(f"--resume needs the settings of the saved run; changed: {', '.join(changed)}")
     return progress["epoch"], progress["step"], progress["history"]
@@ -537,8 +570,11 @@ def train(cfg, callbacks=()):
     """Train on cfg.data: a folder of image pairs, or an MNIST task (cfg.task, inpainting by
     default), writing every output into cfg.out; with cfg.resume, continue the run saved there.
     Extra Keras `callbacks` run after the library's. Returns the trained Pix2Pix model and the
-    per-epoch history ({name: [value per epoch]})."""
+    per-epoch history ({name: [value per epoch]}).
+    Under --strategy multiworker only worker 0 writes; the others only read a checkpoint to resume."""
     cfg = resolve_config(cfg)
+    strategy = make_strategy(cfg.strategy)  # first: TensorFlow must not have started yet
+    chief = is_chief(strategy)
     checkpoint = os.path.join(cfg.out, "pix2pix.weights.h5")
     epoch, step, history = start_state(cfg, checkpoint)
     if epoch >= cfg.epochs:
@@ -548,29 +584,41 @@ def train(cfg, callbacks=()):
     set_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
+    if cfg.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of the "
+                         f"{strategy.num_replicas_in_sync} replicas: each gets an equal share")
+    if strategy.num_replicas_in_sync > 1:
+        print(f"--strategy {cfg.strategy}: {strategy.num_replicas_in_sync} replicas, "
+              f"{cfg.batch_size // strategy.num_replicas_in_sync} images each per step")
     train_ds, val_ds, steps, img_shape, target_channels = open_data(cfg, epoch, step)  # bad data fails here
-    try:
-        os.makedirs(cfg.out, exist_ok=True)
-    except OSError as e:
-        raise OSError(f"cannot write into --out {cfg.out}: {e.strerror}") from e
-    remove_partial_files(cfg.out)  # left by a run killed in the middle of a save
-    print(f"Writing outputs to {os.path.abspath(cfg.out)}" +
-          (f" (resuming at epoch {epoch + 1}, step {step})" if cfg.resume else ""))
-    model = build_model(cfg, img_shape, target_channels)
-    if cfg.resume:
-        restore_checkpoint(model, checkpoint)
+    if chief:
+        try:
+            os.makedirs(cfg.out, exist_ok=True)
+        except OSError as e:
+            raise OSError(f"cannot write into --out {cfg.out}: {e.strerror}") from e
+        remove_partial_files(cfg.out)  # left by a run killed in the middle of a save
+    print((f"Writing outputs to {os.path.abspath(cfg.out)}" if chief else "This worker writes no outputs, "
+           "worker 0 does") + (f" (resuming at epoch {epoch + 1}, step {step})" if cfg.resume else ""))
+    with strategy.scope(), mixed_precision(cfg.mixed_precision):  # variables on every replica
+        model = build_model(cfg, img_shape, target_channels)
+        if cfg.resume:
+            restore_checkpoint(model, checkpoint)
     if cfg.summary:
         model.generator.summary()
         model.discriminator.summary()
-    write_json(dataclasses.asdict(cfg), os.path.join(cfg.out, "config.json"))
+    if chief:
+        write_json(dataclasses.asdict(cfg), os.path.join(cfg.out, "config.json"))
     src, target = next(iter(val_ds))  # fixed validation inputs for the sample grids
     plot = HistoryPlot(os.path.join(cfg.out, "losses.png"), os.path.join(cfg.out, "history.json"), history)
     saver = Checkpoint(checkpoint, plot.history, dataclasses.asdict(cfg), every_steps=cfg.save_every)
-    guard = StopOnNonFinite(steps)
+    guard = StopOnNonFinite(steps)  # every worker: they all stop at the same step
     library_callbacks = [guard, SampleGrid(src[:8], target[:8], os.path.join(cfg.out, "samples"),
                                            gif_path=os.path.join(cfg.out, "samples.gif")),
                          plot, SaveGenerator(os.path.join(cfg.out, "generator.keras")), saver,
                          TrainingHealth(src)]
+    if not chief:  # none of these runs a collective op, so the chief alone may run them
+        plot.png_path = plot.json_path = None  # keeps the history in memory, writes nothing
+        library_callbacks = [guard, plot]
     fit = dict(validation_data=val_ds, callbacks=[*library_callbacks, *callbacks], verbose=cfg.verbose,
                shuffle=False)  # shuffle=False: the tf.data pipeline shuffles
     if step:  # a run resumed mid-epoch first finishes that epoch (its logs average the steps run now)
@@ -601,7 +649,7 @@ def main(argv=None):
         model, history = train(cfg)
     except (ValueError, OSError, RuntimeError, FloatingPointError) as e:  # bad data, settings, disk: one line
         sys.exit(f"pix2pix.py: error: {e}")
-    if model is not None:
+    if model is not None and is_chief(model.distribute_strategy):
         val_l1 = history.get("val_l1", [float("nan")])[-1]
         print(f"Done: validation L1 {val_l1:.4f}. Samples: {os.path.join(cfg.out, 'samples')}, animation: "
               f"{os.path.join(cfg.out, 'samples.gif')}, generator: {os.path.join(cfg.out, 'generator.keras')}")

@@ -110,8 +110,9 @@ def read_progress(path):
 def restore_checkpoint(model, path):
     """Load a checkpoint written by save_checkpoint into a compiled Pix2Pix `model`."""
     # Optimizers create their slots lazily; build them so their saved state has somewhere to go.
-    model.d_optimizer.build(model.discriminator.trainable_variables)
-    model.g_optimizer.build(model.generator.trainable_variables)
+    for optimizer, net in ((model.d_optimizer, model.discriminator), (model.g_optimizer, model.generator)):
+        if not optimizer.built:  # LossScaleOptimizer.build, unlike Adam's, is not a no-op when built
+            optimizer.build(net.trainable_variables)
     try:
         model.load_weights(path)
     except ValueError as e:

@@ -116,7 +116,7 @@ class SampleGrid(keras.callbacks.Callback):
 
 class HistoryPlot(keras.callbacks.Callback):
     """After every epoch, append the epoch's logs to `history` ({name: [value per epoch]}, e.g.
-    a resumed run's so far) and rewrite `json_path` and the loss-curve PNG `png_path`."""
+    a resumed run's so far) and rewrite `json_path` and the loss-curve PNG `png_path` (None: not written)."""
 
     def __init__(self, png_path, json_path, history=None):
         super().__init__()
@@ -126,8 +126,10 @@ class HistoryPlot(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
-        write_json(self.history, self.json_path)
-        plot_history(self.history, self.png_path)
+        if self.json_path:
+            write_json(self.history, self.json_path)
+        if self.png_path:
+            plot_history(self.history, self.png_path)
 
 
 def comparison_grid(columns, titles, scale=3, gap=4):

@@ -16,7 +16,7 @@ import pytest
 import mnist_ds
 import pix2pix
 
-PROJECT_MODULES = {"pix2pix", "mnist_ds", "utils", "visual", "evaluate"}  # a pasted snippet cannot import these
+PROJECT_MODULES = {"pix2pix", "mnist_ds", "utils", "visual", "evaluate", "distribute"}  # a pasted snippet cannot import these
 
 
 def check_unet(namespace):

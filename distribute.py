@@ -1,0 +1,153 @@
+"""Training on several devices or machines (tf.distribute) and in mixed precision (float16 on GPUs).
+
+    python pix2pix.py --strategy mirrored            # every GPU of this machine
+    python pix2pix.py --strategy multiworker         # one process per machine, cluster in $TF_CONFIG
+    python pix2pix.py --mixed-precision              # float16 compute, float32 weights and losses
+
+Pieces:
+    make_strategy(name)             the tf.distribute strategy of --strategy
+    is_chief(strategy)              True in the one process that writes outputs
+    mixed_precision(enabled)        context: Keras' mixed_float16 policy while the nets are built
+    sync_batch_norm(*nets)          BatchNorm over the global batch, not each replica's share
+    loss_for_gradients(loss, opt)   what a replica differentiates: its loss / replicas * loss scale
+    agree_on_finite(grads)          all replicas skip a loss-scaled step together, or none does
+    for_logs(value)                 a metric result in the shape Keras can reduce across workers
+Nothing here runs at import.
+"""
+import contextlib
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+STRATEGIES = ("none", "mirrored", "multiworker")
+
+
+def split_cpu(devices=2):
+    """Names of the logical CPU devices, after splitting the CPU into `devices` of them if
+    TensorFlow has not started yet (it must not have run an op). Lets MirroredStrategy be tried
+    and tested without GPUs: the replicas share the same cores, so it is no faster."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if not tf.config.get_logical_device_configuration(cpu):
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+        except RuntimeError:  # TensorFlow already started: keep the devices it has
+            pass
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
+
+
+def read_tf_config():
+    """The cluster description in $TF_CONFIG as a dict, or ValueError saying what is wrong with it.
+    Example for worker 0 of two: {"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]},
+    "task": {"type": "worker", "index": 0}}."""
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable: "
+                         '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
+                         '"index": 0}} on the first machine, index 1 on the second '
+                         "(README: Several GPUs or machines)")
+    try:
+        config = json.loads(text)
+        workers, task = config["cluster"]["worker"], config["task"]
+        index = int(task["index"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"TF_CONFIG is not usable ({type(e).__name__}: {e}); it must be JSON with "
+                         f'"cluster": {{"worker": [...]}} and "task": {{"type": ..., "index": ...}}, '
+                         f"got {text[:200]!r}") from e
+    if task.get("type") == "worker" and not 0 <= index < len(workers):
+        raise ValueError(f"TF_CONFIG: task index {index} but the cluster has {len(workers)} workers")
+    return config
+
+
+def make_strategy(name="none", cpu_devices=2):
+    """The tf.distribute strategy of --strategy `name`; call it before TensorFlow runs any op.
+    "none": TensorFlow's default strategy (one device). "mirrored": MirroredStrategy over every local
+    GPU, or over `cpu_devices` logical CPU devices when there is no GPU (for trying and testing).
+    "multiworker": MultiWorkerMirroredStrategy over the machines that $TF_CONFIG lists."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "multiworker":
+        read_tf_config()  # a clear error before TensorFlow's own
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MirroredStrategy(split_cpu(cpu_devices))
+
+
+def is_chief(strategy):
+    """True in the process that writes outputs: worker 0 of a multi-worker cluster (or its "chief"),
+    the only process otherwise."""
+    return strategy.extended.should_checkpoint
+
+
+@contextlib.contextmanager
+def mixed_precision(enabled=True, force=False):
+    """Inside the block, layers are built with Keras' "mixed_float16" policy: float16 computation,
+    float32 weights (layers built with dtype="float32", like the nets' last ones, stay float32).
+    The previous global policy comes back on exit. Needs a GPU: without one it prints why and
+    changes nothing, unless `force` (tests run the GPU code path on a CPU that way).
+    Yields True when the policy is on."""
+    on = enabled and (force or bool(tf.config.list_physical_devices("GPU")))
+    if enabled and not on:
+        print("--mixed-precision needs a GPU and none is visible: training continues in float32.")
+    previous = keras.mixed_precision.global_policy()
+    if on:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield on
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def sync_batch_norm(*nets):
+    """Make every BatchNormalization layer of `nets` normalise over the global batch under a
+    tf.distribute strategy (statistics all-reduced across replicas), so that N replicas compute
+    what one device computes on the whole batch. Keras reads `synchronized` at each call, so it
+    can be set on built nets. Outside a strategy it changes nothing."""
+    for net in nets:
+        for layer in net.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = True
+
+
+def loss_for_gradients(loss, optimizer):
+    """What a replica passes to tape.gradient for `loss` (float32 scalar: the mean over this
+    replica's share of the batch): loss / replicas * loss scale.
+
+    - / replicas: optimizer.apply_gradients all-reduces the replicas' gradients with a SUM
+      (keras TFOptimizer._all_reduce_sum_gradients), so the sum is then the gradient of the mean
+      over the global batch. One device: replicas = 1.
+    - * loss scale: optimizer.scale_loss; a LossScaleOptimizer (mixed precision) multiplies by its
+      dynamic scale so float16 gradients do not underflow, and its apply_gradients divides the
+      gradients by the same scale. Other optimizers return the loss unchanged."""
+    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+    return optimizer.scale_loss(loss / replicas)
+
+
+def agree_on_finite(grads):
+    """`grads` (one replica's loss-scaled gradients), made non-finite on every replica when they
+    are on any. LossScaleOptimizer checks each replica's own gradients before they are summed: if
+    the replicas disagreed, some would apply an inf/NaN sum while others skip the step (and across
+    machines, one would wait forever in the all-reduce). With one replica it returns `grads`."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return grads
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
+    bad_replicas = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+    poison = tf.where(bad_replicas > 0, float("nan"), 0.0)  # NaN everywhere, or + 0.0
+    return [g if g is None else g + tf.cast(poison, g.dtype) for g in grads]
+
+
+def for_logs(value):
+    """A metric result (float32 scalar, this replica's) as train_step and test_step must return
+    it. Under MultiWorkerMirroredStrategy with several workers, Keras 3.15 reduces step outputs with
+    strategy.reduce("MEAN", value, axis=0), which fails on scalars (tensorflow/tensorflow#72388):
+    there it returns shape [1], which that reduction turns into the scalar mean over the replicas.
+    Elsewhere Keras means the replicas' scalars itself, and `value` is returned unchanged."""
+    strategy = tf.distribute.get_strategy()
+    several_workers = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode())  # Keras' own test for that reduction
+    return tf.reshape(value, [1]) if several_workers else value

@@ -1,0 +1,252 @@
+"""Training under tf.distribute and in mixed precision: 2 replicas compute what 1 device computes,
+two worker processes agree and only worker 0 writes, mixed precision (forced on a CPU) builds and
+steps, and eager, tf.function and XLA steps give the same losses."""
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import distribute
+from pix2pix import Config, Pix2Pix, build_model, patch_discriminator, start_state, train, unet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
+TINY = ["--limit", "32", "--batch-size", "16", "--val-size", "16", "--epochs", "1", "--gen-filters", "4",
+        "--gen-max-filters", "8", "--disc-filters", "4", "--verbose", "2"]  # 2 steps of 8 images per worker
+
+# Run in a fresh process: the CPU is split into 2 logical devices before TensorFlow starts.
+MIRRORED = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {root!r})
+    import distribute
+    devices = distribute.split_cpu(2)
+    import keras, numpy as np, tensorflow as tf
+    from pix2pix import Config, Pix2Pix, build_model, patch_discriminator, unet
+
+    def tiny():  # no dropout: its random masks cannot match between 1 and 2 devices
+        model = Pix2Pix(generator=unet((16, 16, 1), filters=4, max_filters=8, dropout=0.0),
+                        discriminator=patch_discriminator((16, 16, 1), filters=4), l1_weight=10.0)
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            distribute.sync_batch_norm(model.generator, model.discriminator)
+        # SGD, not Adam: Adam ignores a constant factor on the gradients, so a wrong loss scaling
+        # across replicas would go unseen.
+        model.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+        return model
+
+    rng = np.random.default_rng(0)
+    src, target = (rng.uniform(-1, 1, (24, 16, 16, 1)).astype("float32") for _ in range(2))
+    pairs = tf.data.Dataset.from_tensor_slices((src, target)).batch(8)  # 3 global batches of 8
+    keras.utils.set_random_seed(0)
+    one = tiny()
+    start = one.get_weights()
+    one_logs = one.fit(pairs, epochs=1, verbose=0).history
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        two = tiny()
+    two.set_weights(start)
+    two_logs = two.fit(pairs, epochs=1, verbose=0).history
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(one.get_weights(), two.get_weights()))
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(start, one.get_weights()))
+
+    # LossScaleOptimizer with gradients that overflow on replica 1 only: every replica must skip.
+    with strategy.scope():
+        w = keras.Variable(np.ones(3, "float32"))
+        opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
+        opt.build([w])
+    batch = tf.constant([[1.0, 1, 1], [1, 1, 1], [np.inf, 1, 1], [1, 1, 1]])  # replica 1: rows 2, 3
+
+    @tf.function
+    def lso_step(batch):
+        def replica(b):
+            with tf.GradientTape() as tape:
+                loss = distribute.loss_for_gradients(tf.reduce_mean(b * w), opt)
+            opt.apply_gradients(zip(distribute.agree_on_finite(tape.gradient(loss, [w])), [w]))
+        strategy.run(replica, args=(batch,))
+    for b in strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch)):
+        lso_step(b)
+
+    # build_model under both: synchronised BatchNorm, loss-scaled optimizers, one fit step
+    with strategy.scope(), distribute.mixed_precision(True, force=True):
+        mixed = build_model(Config(gen_filters=4, gen_max_filters=8, disc_filters=4), img_shape=(16, 16, 1))
+    first = next(iter(strategy.experimental_distribute_dataset(pairs)))
+    mixed_logs = strategy.reduce("MEAN", strategy.run(mixed.train_step, args=(first,)), axis=None)  # eager: fast
+    print("RESULT" + json.dumps(dict(
+        replicas=strategy.num_replicas_in_sync, diff=diff, moved=moved, one_logs=one_logs, two_logs=two_logs,
+        lso_w=w.numpy().tolist(), lso_scale=float(opt.dynamic_scale.numpy()),
+        mixed_logs={{k: float(v) for k, v in mixed_logs.items()}},
+        synced=all(l.synchronized for l in mixed.generator.layers if isinstance(l, keras.layers.BatchNormalization)),
+        mixed_opt=type(mixed.g_optimizer).__name__)))
+""")
+
+
+def test_mirrored_two_cpu_replicas_match_one_device(tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED.format(root=ROOT))
+    proc = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT")[-1])
+    assert result["replicas"] == 2
+    assert result["moved"] > 0.01 and result["diff"] < 1e-5, result  # same weights, BatchNorm stats included
+    for name, values in result["one_logs"].items():  # the logs are global means, not one replica's
+        assert result["two_logs"][name] == pytest.approx(values, rel=1e-5), name
+    assert result["lso_w"] == [1.0, 1.0, 1.0] and result["lso_scale"] == 2.0 ** 14  # step skipped, scale halved
+    assert result["mixed_opt"] == "LossScaleOptimizer" and result["synced"]
+    assert len(result["mixed_logs"]) == 5 and all(np.isfinite(list(result["mixed_logs"].values())))
+
+
+WORKER = textwrap.dedent("""
+    import functools, sys
+    sys.path.insert(0, {root!r})
+    import keras, numpy as np, pix2pix
+
+    class DumpWeights(keras.callbacks.Callback):  # a test hook: every worker's final weights
+        def on_train_end(self, logs=None):
+            np.savez({dump!r}, *self.model.generator.get_weights(), *self.model.discriminator.get_weights())
+
+    pix2pix.train = functools.partial(pix2pix.train, callbacks=[DumpWeights()])
+    pix2pix.main(sys.argv[1:])  # exactly `python pix2pix.py ARGS`, plus the dump
+""")
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_agree_and_only_worker_0_writes(mnist_npz, tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    procs = []
+    for index in range(2):
+        script = tmp_path / f"worker{index}.py"
+        script.write_text(WORKER.format(root=ROOT, dump=str(tmp_path / f"weights{index}.npz")))
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            [sys.executable, str(script), "--strategy", "multiworker", "--data", mnist_npz,
+             "--out", str(tmp_path / f"out{index}"), *TINY], env={**ENV, "TF_CONFIG": tf_config},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [proc.communicate(timeout=240)[0] for proc in procs]  # a hang fails, never blocks
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [proc.returncode for proc in procs] == [0, 0], "\n-----\n".join(o[-3000:] for o in outputs)
+    assert "Writing outputs to" in outputs[0] and "This worker writes no outputs" in outputs[1]
+    assert "2 replicas, 8 images each" in outputs[0] and "Done:" in outputs[0] and "Done:" not in outputs[1]
+    logs = [next(line for line in o.splitlines() if line.startswith("2/2")) for o in outputs]
+    assert logs[0].split("step - ")[1] == logs[1].split("step - ")[1]  # the same (global) means
+    chief, worker = (np.load(tmp_path / f"weights{i}.npz") for i in range(2))
+    assert len(chief.files) == len(worker.files) > 20
+    for name in chief.files:
+        np.testing.assert_allclose(chief[name], worker[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    out = tmp_path / "out0"
+    for name in ("samples/epoch_001.png", "samples.gif", "losses.png", "history.json", "config.json",
+                 "generator.keras", "pix2pix.weights.h5"):
+        assert (out / name).is_file(), name
+    saved = keras.models.load_model(out / "generator.keras", compile=False).get_weights()
+    for i, array in enumerate(saved):  # the chief's file holds the final weights
+        np.testing.assert_array_equal(array, chief[f"arr_{i}"])
+    assert not (tmp_path / "out1").exists()  # worker 1 wrote nothing
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    (None, "needs the TF_CONFIG environment variable"),
+    ("{not json", "TF_CONFIG is not usable"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "task index 3 but the cluster has 1"),
+])
+def test_multiworker_without_a_usable_tf_config_says_why(monkeypatch, tf_config, message):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ValueError, match=message):
+        distribute.make_strategy("multiworker")
+
+
+@pytest.fixture
+def float32_afterwards():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="with a GPU mixed precision is on")
+def test_mixed_precision_on_cpu_says_so_and_trains_in_float32(mnist_npz, tmp_path, capsys, float32_afterwards):
+    cfg = Config(data=mnist_npz, out=str(tmp_path / "out"), limit=32, batch_size=16, val_size=16, epochs=1,
+                 gen_filters=4, gen_max_filters=8, disc_filters=4, verbose=0, mixed_precision=True)
+    model, history = train(cfg)
+    message = "--mixed-precision needs a GPU and none is visible: training continues in float32."
+    assert message in capsys.readouterr().out
+    policies = {layer.dtype_policy.name for net in (model.generator, model.discriminator) for layer in net.layers}
+    assert policies == {"float32"}
+    assert type(model.g_optimizer) is keras.optimizers.Adam and np.isfinite(history["g_l1_loss"][0])
+
+
+def test_forced_mixed_precision_builds_and_steps(float32_afterwards):
+    """The GPU code path on a CPU: float16 convolutions, float32 weights, outputs and losses."""
+    keras.utils.set_random_seed(2)
+    with distribute.mixed_precision(True, force=True) as on:
+        model = build_model(Config(gen_filters=4, gen_max_filters=8, disc_filters=4, l1_weight=100.0),
+                            img_shape=(16, 16, 1))
+    assert on and keras.mixed_precision.global_policy().name == "float32"  # restored on exit
+    convs = [layer for net in (model.generator, model.discriminator) for layer in net.layers
+             if isinstance(layer, keras.layers.Conv2D)]
+    assert {c.compute_dtype for c in convs[:-1]} == {"float16"} and {c.kernel.dtype for c in convs} == {"float32"}
+    assert all(isinstance(opt, keras.optimizers.LossScaleOptimizer) for opt in (model.d_optimizer, model.g_optimizer))
+    src = tf.random.uniform((4, 16, 16, 1), -1, 1, seed=1)
+    assert model.generator(src).dtype == tf.float32 and model.discriminator([src, src]).dtype == tf.float32
+    before = model.generator.trainable_weights[0].numpy()
+    for _ in range(4):
+        logs = model.train_step((src, -src))
+        assert all(value.dtype == tf.float32 and np.isfinite(float(value)) for value in logs.values())
+    for optimizer in (model.d_optimizer, model.g_optimizer):
+        # Each step was applied, or skipped because the scaled float16 gradients overflowed, and
+        # then the loss scale (2**15 at first) was halved.
+        halvings = np.log2(2.0 ** 15 / float(optimizer.dynamic_scale.numpy()))
+        assert int(optimizer.iterations) >= 1 and int(optimizer.iterations) + halvings == 4
+    assert np.any(model.generator.trainable_weights[0].numpy() != before)
+
+
+def test_xla_and_compiled_steps_give_the_eager_losses():
+    keras.utils.set_random_seed(4)
+    src, target = (tf.random.uniform((4, 8, 8, 1), -1, 1, seed=s) for s in (1, 2))
+    pairs = tf.data.Dataset.from_tensors((src, target)).repeat(2)  # 2 steps: the second sees updated nets
+    start, found = None, {}
+    for mode, compile_args in (("eager", dict(run_eagerly=True)), ("compiled", {}), ("xla", dict(jit_compile=True))):
+        model = Pix2Pix(generator=unet((8, 8, 1), filters=4, max_filters=8, dropout=0.0),  # no random masks
+                        discriminator=patch_discriminator((8, 8, 1), filters=4, n_layers=1))
+        start = start or model.get_weights()
+        model.set_weights(start)
+        model.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+                      g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), **compile_args)
+        found[mode] = model.fit(pairs, epochs=1, verbose=0).history
+    for mode in ("compiled", "xla"):
+        for name, values in found["eager"].items():
+            assert found[mode][name] == pytest.approx(values, rel=1e-4, abs=1e-6), (mode, name)
+
+
+def test_resume_refuses_a_change_of_mixed_precision(tmp_path):
+    path = str(tmp_path / "pix2pix.weights.h5")
+    for saved_config, refused in ((dataclasses.asdict(Config(mixed_precision=True)), True),
+                                  ({k: v for k, v in dataclasses.asdict(Config()).items() if k != "mixed_precision"},
+                                   False)):  # a checkpoint from before the flag existed: its default
+        with h5py.File(path, "w") as f:
+            f.attrs["pix2pix_progress"] = json.dumps({"epoch": 1, "step": 0, "history": {}, "config": saved_config})
+        cfg = Config(out=str(tmp_path), resume=True)
+        if refused:
+            with pytest.raises(ValueError, match="--mixed-precision True -> False"):
+                start_state(cfg, path)
+        else:
+            assert start_state(cfg, path) == (1, 0, {})
