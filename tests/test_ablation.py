@@ -49,3 +49,16 @@ def test_evaluate_command_prints_and_writes_scores(mnist_npz, tmp_path, quick_cl
     scores = json.loads((out / "scores.json").read_text())
     assert scores["digits"] == 30 and 0 <= scores["l1_hole"] <= 2
     assert "acc" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not os.path.isdir(__import__("mnist_ds").FASHION_DEBIAN),
+                    reason="needs Debian's dataset-fashion-mnist")
+def test_edges2fashion_trains_and_evaluates_on_fashion_test_items(tmp_path, quick_classifier, capsys):
+    out = tmp_path / "fashion"
+    pix2pix.main(["--task", "edges2fashion", *TINY, "--out", str(out)])
+    assert json.loads((out / "config.json").read_text())["task"] == "edges2fashion"
+    assert "Fashion-MNIST: 24,000 shoes and bags" in capsys.readouterr().out
+    pix2pix.main(["evaluate", "--model", str(out / "generator.keras"), "--limit", "30"])
+    printed = capsys.readouterr().out
+    assert "Fashion-MNIST: 4,000 shoes and bags" in printed and "30 held-out items, task edges2fashion" in printed
+    assert json.loads((out / "scores.json").read_text())["task"] == "edges2fashion"
