@@ -193,12 +193,17 @@ class TrainingHealth(keras.callbacks.Callback):
       (G gets no useful gradient from D any more);
     - G stops depending on its input: on the fixed inputs `src` (float32 [n, h, w, c] in [-1, 1]),
       the outputs differ from one input to the next by less than `spread_floor` of how much the
-      inputs differ (collapse: one answer for everything)."""
+      inputs differ (collapse: one answer for everything). Judged only after `min_steps` training
+      steps: a fresh generator gives nearly the same grey for every input."""
 
-    def __init__(self, src, patience=3, d_floor=0.05, spread_floor=0.05):
+    def __init__(self, src, patience=3, d_floor=0.05, spread_floor=0.05, min_steps=200):
         super().__init__()
         self.src, self.patience, self.d_floor, self.spread_floor = src, patience, d_floor, spread_floor
+        self.min_steps, self.steps = min_steps, 0
         self.epochs, self.warned = [], set()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
 
     def warn(self, kind, message):
         if kind not in self.warned:
@@ -216,6 +221,8 @@ class TrainingHealth(keras.callbacks.Callback):
             self.warn("d_wins", f"the discriminator has won outright for {self.patience} epochs "
                                 f"(d_loss < {self.d_floor}, G's GAN loss climbing to {recent[-1][1]:.2f}). "
                                 f"Try a lower --lr, a larger --lambda, or fewer --disc-layers.")
+        if self.steps < self.min_steps:
+            return
         fake = np.asarray(self.model.generator(self.src, training=False))
         spread = lambda images: float(np.mean(np.std(images, axis=0)))  # noqa: E731  across the inputs
         if spread(fake) < self.spread_floor * spread(self.src):
