@@ -260,6 +260,24 @@ def saved_task(model_path):
     return "inpaint"
 
 
+def score(model_path, task, data=None, limit=0):
+    """Load the generator in `model_path`, score it on the held-out test images of `task` (the
+    first `limit`, 0: all) and print the table; returns the scores dict."""
+    generator = keras.models.load_model(model_path, compile=False)
+    fashion = task == "edges2fashion"
+    if fashion:
+        images, labels = load_fashion(data, split="test")
+    else:
+        images, labels = load_mnist(data, split="test", other_split_ok=False)  # never training digits
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    scores = inpainting_scores(generator, images, labels, load_or_train_classifier(fashion=fashion), task=task)
+    what = f"square holes of {HOLE_MIN}-{HOLE_MAX} pixels" if task == "inpaint" else f"task {task}"
+    print(f"Scores on {scores['digits']:,} held-out {'items' if fashion else 'digits'}, {what}:")
+    print(format_scores(scores))
+    return scores
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="pix2pix.py evaluate",
                                      description="Score a generator on held-out MNIST digits (or, for "
@@ -277,18 +295,10 @@ def main(argv=None):
     if task is None:
         parser.error(f"{args.model} was trained on a folder of image pairs; evaluate scores MNIST tasks "
                      f"(use `pix2pix.py predict` on your test images)")
-    generator = keras.models.load_model(args.model, compile=False)
-    fashion = task == "edges2fashion"
-    if fashion:
-        images, labels = load_fashion(args.data, split="test")
-    else:
-        images, labels = load_mnist(args.data, split="test", other_split_ok=False)  # never training digits
-    if args.limit:
-        images, labels = images[:args.limit], labels[:args.limit]
-    scores = inpainting_scores(generator, images, labels, load_or_train_classifier(fashion=fashion), task=task)
-    what = f"square holes of {HOLE_MIN}-{HOLE_MAX} pixels" if task == "inpaint" else f"task {task}"
-    print(f"Scores on {scores['digits']:,} held-out {'items' if fashion else 'digits'}, {what}:")
-    print(format_scores(scores))
+    try:
+        scores = score(args.model, task, args.data, args.limit)
+    except (ValueError, OSError, RuntimeError) as e:  # no test data, a file that is not a model: one line
+        sys.exit(f"pix2pix.py evaluate: error: {e}")
     out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.model)), "scores.json")
     from utils import write_json
     write_json(scores, out)

@@ -130,6 +130,7 @@ def check_pairs(pairs, crop_size=CROP_SIZE, load_size=LOAD_SIZE):
     read with. ValueError naming the file for: an unreadable image, an A|B image of odd width,
     A and B of different sizes, and (with load_size=0) an image smaller than the crop."""
     channels = {"A": {}, "B": {}}  # side -> {channels: first file with them}
+    not_square = None  # a side-by-side file whose halves are not square
     for pair in pairs:
         width, height, c = image_info(pair.a_path)
         if pair.b_path is None:  # side by side: the two halves are the pair
@@ -138,6 +139,7 @@ def check_pairs(pairs, crop_size=CROP_SIZE, load_size=LOAD_SIZE):
                                  f"same size), got {width}x{height}")
             width //= 2
             sizes, cb = [(width, height)], c
+            not_square = not_square or (pair.a_path if width != height else None)
         else:
             b_width, b_height, cb = image_info(pair.b_path)
             if (b_width, b_height) != (width, height):
@@ -150,6 +152,9 @@ def check_pairs(pairs, crop_size=CROP_SIZE, load_size=LOAD_SIZE):
                              f"does not resize); give --load-size >= {crop_size} to resize it")
         channels["A"].setdefault(c, pair.a_path)
         channels["B"].setdefault(cb, pair.b_path or pair.a_path)
+    if not_square:
+        print(f"note: {not_square} is read as an A|B pair, but its halves are not square (the paper's "
+              f"sets are 2:1 pairs); for single images use the A/ and B/ folder layout")
     for side, seen in channels.items():
         if len(seen) > 1:
             print(f"note: side {side} mixes grayscale and colour images ({seen[1]} is grayscale, {seen[3]} "

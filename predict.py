@@ -43,7 +43,9 @@ def input_files(path):
         raise FileNotFoundError(f"--input {path} does not exist")
     files = image_files(path)
     if not files:
-        raise FileNotFoundError(f"--input {path}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        splits = [s for s in ("train", "val", "test") if os.path.isdir(os.path.join(path, s))]
+        hint = f"; it holds {'/ '.join(splits)}/: point --input at one of them" if splits else ""
+        raise FileNotFoundError(f"--input {path}: no image files ({', '.join(IMAGE_SUFFIXES)}){hint}")
     return files
 
 
@@ -63,13 +65,13 @@ def output_paths(files, folder):
     return outputs
 
 
-def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB"):
-    """float32 [n, *img_shape] in [-1, 1]: each file read with the generator's channels and
-    brought to its size (folder_ds.prepare). pairs: each file is an A|B pair; the half that
-    `direction` names as input is used. ValueError naming a file that cannot be used."""
-    from folder_ds import image_info, prepare, read_image
-    height, width, channels = img_shape
-    images = []
+def check_inputs(files, img_shape, load_size=286, pairs=False):
+    """Read every file's header before anything is written: ValueError naming a file that is not
+    an image, an odd-width one with `pairs`, or (for --load-size 0 runs) one smaller than the
+    generator's window. Prints a note when the files' shapes suggest --pairs is wrong."""
+    from folder_ds import image_info
+    height, width, _ = img_shape
+    double_wide = []
     for path in files:
         file_width, file_height, _ = image_info(path)
         if pairs and file_width % 2:
@@ -77,6 +79,23 @@ def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB"):
         if not load_size and min(file_height, file_width // (2 if pairs else 1)) < min(height, width):
             raise ValueError(f"{path} is {file_width}x{file_height}, smaller than the generator's "
                              f"{width}x{height} window (the run used --load-size 0: crop, no resize)")
+        double_wide.append(file_width == 2 * file_height)
+    if pairs and not all(double_wide):
+        print(f"note: with --pairs each image is cut in two halves, but {files[double_wide.index(False)]} is "
+              f"not twice as wide as high; drop --pairs if the inputs are single images")
+    if not pairs and all(double_wide) and height == width:
+        print(f"note: the inputs are twice as wide as high, like A|B pairs; add --pairs to translate one "
+              f"half, as the run trained on (now each whole image is resized to {width}x{height})")
+
+
+def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB"):
+    """float32 [n, *img_shape] in [-1, 1]: each file read with the generator's channels and
+    brought to its size (folder_ds.prepare). pairs: each file is an A|B pair; the half that
+    `direction` names as input is used. Check the files first with check_inputs."""
+    from folder_ds import prepare, read_image
+    height, width, channels = img_shape
+    images = []
+    for path in files:
         image = read_image(path, channels)
         if pairs:
             half = image.shape[1] // 2
@@ -117,21 +136,32 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False):
 
     from pix2pix import translate
     from visual import save_image, to_uint8
-    files = input_files(input_path)
-    outputs = output_paths(files, output_folder)
+    if os.path.isdir(model_path):  # a run's folder: its generator
+        model_path = os.path.join(model_path, "generator.keras")
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"--model {model_path} does not exist")
+    if os.path.exists(output_folder) and not os.path.isdir(output_folder):
+        raise ValueError(f"--output {output_folder} is a file; give a folder for the PNGs")
+    files = input_files(input_path)
+    outputs = output_paths(files, output_folder)
     try:
         generator = keras.models.load_model(model_path, compile=False)
     except Exception as e:  # Keras raises many kinds for a file that is not a model
         raise ValueError(f"{model_path}: cannot load a Keras model ({e})") from e
     settings = run_settings(model_path)
+    if not settings:
+        print(f"note: no config.json beside {model_path}: assuming the defaults (--direction AtoB, images "
+              f"resized whole, eval mode unless --mode paper)")
     if mode == "auto":
         mode = "paper" if settings.get("batch_size") == 1 else "eval"
+    elif mode == "eval" and settings.get("batch_size") == 1:
+        print("note: this run trained with batch size 1, so BatchNorm's moving averages follow only its last "
+              "few images; eval mode can wash the outputs out (--mode paper, the default here, does not)")
     batch_size = (settings.get("batch_size") or 1) if mode == "paper" else CHUNK
     chunk_size = max(CHUNK, batch_size)
     img_shape = generator.input_shape[1:]
     load_size = settings.get("load_size", 286)
+    check_inputs(files, img_shape, load_size, pairs)
     print(f"Translating {len(files)} image(s) to {img_shape[0]}x{img_shape[1]} with {model_path} "
           f"({mode} mode: {'dropout on, batch statistics' if mode == 'paper' else 'no dropout, moving averages'})")
     os.makedirs(output_folder, exist_ok=True)

@@ -76,6 +76,7 @@ def plot_history(history, path):
     GAN loss, and the L1 loss (training, plus validation if present).
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+    from matplotlib.ticker import MaxNLocator
 
     panels = [("discriminator loss", ["d_loss"]), ("D(real), D(fake)", ["d_real", "d_fake"]),
               ("generator GAN loss", ["g_gan_loss"]), ("L1 loss", ["g_l1_loss", "val_l1"])]
@@ -88,6 +89,7 @@ def plot_history(history, path):
                 ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, never 1.5
         if ax.lines:
             ax.legend()
     fig.tight_layout()

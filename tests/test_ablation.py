@@ -62,3 +62,17 @@ def test_edges2fashion_trains_and_evaluates_on_fashion_test_items(tmp_path, quic
     printed = capsys.readouterr().out
     assert "Fashion-MNIST: 4,000 shoes and bags" in printed and "30 held-out items, task edges2fashion" in printed
     assert json.loads((out / "scores.json").read_text())["task"] == "edges2fashion"
+
+
+def test_evaluate_offline_without_test_digits_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    import keras
+    pix2pix.unet((28, 28, 1), filters=4, max_filters=8).save(tmp_path / "generator.keras")
+    monkeypatch.delenv("MNIST_PATH", raising=False)
+
+    def offline():
+        raise OSError("no network")
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(SystemExit) as done:
+        pix2pix.main(["evaluate", "--model", str(tmp_path / "generator.keras")])
+    assert str(done.value).startswith("pix2pix.py evaluate: error: MNIST test digits need")
+    assert "--data" in str(done.value)

@@ -81,6 +81,7 @@ def test_help_explains_every_flag():
     (["--lambda", "-5"], "--lambda must be >= 0"),
     (["--hole-max", "40"], "--hole-max <= 28"),
     (["--out", "pix2pix.py"], "is an existing file"),
+    (["--data", "docs/mnist_inpaint.png"], "is one image; give the folder of image pairs"),
 ])
 def test_nonsense_flags_are_refused(args, message):
     result = run(["pix2pix.py", *args])

@@ -192,6 +192,10 @@ def test_mixed_precision_on_cpu_says_so_and_trains_in_float32(mnist_npz, tmp_pat
     policies = {layer.dtype_policy.name for net in (model.generator, model.discriminator) for layer in net.layers}
     assert policies == {"float32"}
     assert type(model.g_optimizer) is keras.optimizers.Adam and np.isfinite(history["g_l1_loss"][0])
+    # saved as what ran (float32), so the run resumes with or without the flag on this machine
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["mixed_precision"] is False
+    _, history = train(dataclasses.replace(cfg, resume=True, epochs=2))
+    assert len(history["g_l1_loss"]) == 2
 
 
 def test_forced_mixed_precision_builds_and_steps(float32_afterwards):

@@ -221,7 +221,8 @@ def test_predict_a_file_and_a_folder(trained, tmp_path):
     model = str(trained / "run" / "generator.keras")
     photo = Image.fromarray(photo_crops(1, size=70, seed=3)[0])
     photo.save(tmp_path / "one.jpg")
-    result = run(["predict", "--model", model, "--input", str(tmp_path / "one.jpg"), "--output", str(tmp_path / "o1")])
+    result = run(["predict", "--model", str(trained / "run"), "--input", str(tmp_path / "one.jpg"),  # a run folder
+                  "--output", str(tmp_path / "o1")])
     assert result.returncode == 0, result.stderr
     assert "paper mode" in result.stdout  # batch-size-1 run: the paper's inference policy
     assert os.listdir(tmp_path / "o1") == ["one.png"]
@@ -249,6 +250,27 @@ def test_predict_refuses_bad_requests(trained, tmp_path):
     result = run(["predict", "--model", str(tmp_path / "none.keras"), "--input", str(tmp_path / "odd.png"),
                   "--output", str(tmp_path / "o")])
     assert result.returncode == 1 and "none.keras does not exist" in result.stderr
+    mixed = tmp_path / "mixed"  # 20 good images and a broken one: checked before anything is written
+    mixed.mkdir()
+    for i, image in enumerate(photo_crops(20)):
+        Image.fromarray(image).save(mixed / f"{i:02d}.png")
+    (mixed / "zz.png").write_text("not a PNG")
+    result = run(["predict", "--model", model, "--input", str(mixed), "--output", str(tmp_path / "o3")])
+    assert result.returncode == 1 and "zz.png: not a readable image" in result.stderr
+    assert not (tmp_path / "o3").exists()
+
+
+def test_predict_notes_inputs_that_look_like_the_other_kind(tmp_path, capsys):
+    from predict import check_inputs
+    Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(tmp_path / "pair.png")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "single.png")
+    check_inputs([str(tmp_path / "pair.png")], (32, 32, 3))
+    assert "add --pairs" in capsys.readouterr().out
+    check_inputs([str(tmp_path / "single.png")], (32, 32, 3), pairs=True)
+    assert "drop --pairs" in capsys.readouterr().out
+    check_inputs([str(tmp_path / "pair.png")], (32, 32, 3), pairs=True)
+    check_inputs([str(tmp_path / "single.png")], (32, 32, 3))
+    assert capsys.readouterr().out == ""
 
 
 def test_write_pairs_layouts_read_back(tmp_path):
