@@ -138,15 +138,14 @@ def check_pairs(pairs, crop_size=CROP_SIZE, load_size=LOAD_SIZE):
                 raise ValueError(f"{pair.a_path}: an A|B pair must have an even width (two halves of the "
                                  f"same size), got {width}x{height}")
             width //= 2
-            sizes, cb = [(width, height)], c
+            cb = c
             not_square = not_square or (pair.a_path if width != height else None)
         else:
             b_width, b_height, cb = image_info(pair.b_path)
             if (b_width, b_height) != (width, height):
                 raise ValueError(f"{pair.a_path} is {width}x{height} but its partner {pair.b_path} is "
                                  f"{b_width}x{b_height}; A and B must have the same size")
-            sizes = [(width, height)]
-        if load_size == 0 and min(sizes[0]) < crop_size:
+        if load_size == 0 and min(width, height) < crop_size:
             raise ValueError(f"{pair.a_path}: {'each half ' if pair.b_path is None else ''}is "
                              f"{width}x{height}, smaller than --crop-size {crop_size} (and --load-size 0 "
                              f"does not resize); give --load-size >= {crop_size} to resize it")
@@ -173,8 +172,8 @@ def read_image(path, channels):
 
 
 def read_pair(a_path, b_path, a_channels, b_channels):
-    """(a, b) float32 [h, w, c] in [-1, 1] of one pair; b_path "" means a_path holds A|B."""
-    if b_path is None or b_path == "":
+    """(a, b) float32 [h, w, c] in [-1, 1] of one pair; b_path None: a_path holds A|B."""
+    if b_path is None:
         both = read_image(a_path, a_channels)
         half = tf.shape(both)[1] // 2
         return both[:, :half], both[:, half:]
@@ -233,11 +232,12 @@ def pairs_ds(pairs, batch_size, channels, training=True, direction="AtoB", crop_
     """
     if direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be AtoB or BtoA, got {direction!r}")
+    side_by_side = pairs[0].b_path is None  # find_pairs gives one layout
     a_paths = tf.constant([p.a_path for p in pairs])
-    b_paths = tf.constant([p.b_path or "" for p in pairs])
+    b_paths = None if side_by_side else tf.constant([p.b_path for p in pairs])
 
     def load(index):
-        return read_pair(a_paths[index], b_paths[index], *channels)
+        return read_pair(a_paths[index], None if side_by_side else b_paths[index], *channels)
 
     def orient(a, b):
         return (a, b) if direction == "AtoB" else (b, a)
