@@ -83,6 +83,14 @@ def is_chief(strategy):
     return strategy.extended.should_checkpoint
 
 
+def mixed_precision_possible(enabled=True, force=False):
+    """`enabled`, unless there is no GPU (and not `force`): then print why and return False."""
+    on = enabled and (force or bool(tf.config.list_physical_devices("GPU")))
+    if enabled and not on:
+        print("--mixed-precision needs a GPU and none is visible: training continues in float32.")
+    return on
+
+
 @contextlib.contextmanager
 def mixed_precision(enabled=True, force=False):
     """Inside the block, layers are built with Keras' "mixed_float16" policy: float16 computation,
@@ -90,9 +98,7 @@ def mixed_precision(enabled=True, force=False):
     The previous global policy comes back on exit. Needs a GPU: without one it prints why and
     changes nothing, unless `force` (tests run the GPU code path on a CPU that way).
     Yields True when the policy is on."""
-    on = enabled and (force or bool(tf.config.list_physical_devices("GPU")))
-    if enabled and not on:
-        print("--mixed-precision needs a GPU and none is visible: training continues in float32.")
+    on = mixed_precision_possible(enabled, force)
     previous = keras.mixed_precision.global_policy()
     if on:
         keras.mixed_precision.set_global_policy("mixed_float16")

@@ -31,7 +31,7 @@ import tensorflow as tf
 from keras import layers
 
 from distribute import (STRATEGIES, agree_on_finite, for_logs, is_chief, loss_for_gradients, make_strategy,
-                        mixed_precision, sync_batch_norm)
+                        mixed_precision, mixed_precision_possible, sync_batch_norm)
 from folder_ds import IMAGE_SUFFIXES, get_folder_ds, is_pair_folder
 from mnist_ds import TASKS, get_ds, load_fashion, load_mnist
 from utils import (Checkpoint, SaveGenerator, StopOnNonFinite, TrainingHealth, read_progress,
@@ -578,9 +578,8 @@ def train(cfg, callbacks=()):
     cfg = resolve_config(cfg)
     strategy = make_strategy(cfg.strategy)  # first: TensorFlow must not have started yet
     chief = is_chief(strategy)
-    if cfg.mixed_precision and not tf.config.list_physical_devices("GPU"):
-        print("--mixed-precision needs a GPU and none is visible: training continues in float32.")
-        cfg = dataclasses.replace(cfg, mixed_precision=False)  # what the run does, so --resume matches it
+    # what the run will do (float32 without a GPU), so config.json and --resume match it
+    cfg = dataclasses.replace(cfg, mixed_precision=mixed_precision_possible(cfg.mixed_precision))
     checkpoint = os.path.join(cfg.out, "pix2pix.weights.h5")
     epoch, step, history = start_state(cfg, checkpoint)
     if epoch >= cfg.epochs:
