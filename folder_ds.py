@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from mnist_ds import epoch_batches_ds, fold_seed
+from batch_stream import epoch_batches_ds, fold_seed
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("train", "val", "test")

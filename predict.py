@@ -14,29 +14,43 @@ the run at a time); "eval" turns dropout off and uses BatchNorm's moving average
 follow the last few images only) and "eval" for larger batches. Either way BatchNorm's moving
 statistics are never changed.
 """
-import argparse
-import json
 import os
-import sys
 
+import keras
 import numpy as np
 
-MODES = ("auto", "paper", "eval")
+from config import INFERENCE_MODES, RunFiles
+from folder_ds import IMAGE_SUFFIXES, image_files, image_info, prepare, read_image
+from utils import check_images
+from visual import save_image, to_uint8
+
 CHUNK = 16  # images read and translated at a time
 
 
-def run_settings(model_path):
-    """The training settings saved as config.json beside `model_path`, or {} if there is none."""
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
+def translate(generator, images, batch_size=64, mode="eval"):
+    """Run `generator` on `images` (float [n, h, w, c] in [-1, 1], checked against the generator's
+    input), `batch_size` at a time. Returns float32 numpy [n, h, w, out_channels] in [-1, 1].
+
+    mode "eval": dropout off, BatchNorm normalises with its moving averages; deterministic.
+    mode "paper": the paper's test-time policy, the nets run exactly as in training: dropout on,
+    BatchNorm normalises with the statistics of each batch (pass the training batch size; with 1
+    each image is normalised on its own, as the paper's batch-1 nets always were). BatchNorm's
+    moving statistics are restored afterwards: inference never changes them."""
+    if mode not in INFERENCE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
+    src = check_images(images, "images", generator.input_shape[1:])
+    moving = [v for v in generator.non_trainable_variables if "moving" in v.path]  # BatchNorm's averages
+    saved = [v.numpy() for v in moving]
+    try:
+        return np.concatenate([np.asarray(generator(src[i:i + batch_size], training=mode == "paper"))
+                               for i in range(0, len(src), batch_size)])
+    finally:
+        for variable, value in zip(moving, saved):
+            variable.assign(value)
 
 
 def input_files(path):
     """[path] for a file, or the image files in a folder; FileNotFoundError if there are none."""
-    from folder_ds import IMAGE_SUFFIXES, image_files
     if os.path.isfile(path):
         return [path]
     if not os.path.isdir(path):
@@ -69,7 +83,6 @@ def check_inputs(files, img_shape, load_size=286, pairs=False):
     """Read every file's header before anything is written: ValueError naming a file that is not
     an image, an odd-width one with `pairs`, or (for --load-size 0 runs) one smaller than the
     generator's window. Prints a note when the files' shapes suggest --pairs is wrong."""
-    from folder_ds import image_info
     height, width, _ = img_shape
     double_wide = []
     for path in files:
@@ -92,7 +105,6 @@ def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB"):
     """float32 [n, *img_shape] in [-1, 1]: each file read with the generator's channels and
     brought to its size (folder_ds.prepare). pairs: each file is an A|B pair; the half that
     `direction` names as input is used. Check the files first with check_inputs."""
-    from folder_ds import prepare, read_image
     height, width, channels = img_shape
     images = []
     for path in files:
@@ -104,40 +116,12 @@ def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB"):
     return np.stack(images)
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="pix2pix.py predict", description="Translate an image or a folder of images with a trained "
-                                               "generator; writes PNGs with the inputs' names.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="the generator, OUT/generator.keras of a training run")
-    parser.add_argument("--input", required=True, help="an image file or a folder of them")
-    parser.add_argument("--output", required=True, help="folder for the translated PNGs (made if missing)")
-    parser.add_argument("--mode", choices=MODES, default="auto",
-                        help="BatchNorm and dropout at inference: paper (as in training), eval (moving "
-                             "averages, no dropout), auto (paper for batch-size-1 runs, else eval)")
-    parser.add_argument("--pairs", action="store_true",
-                        help="inputs are A|B pairs (as a data set's test/ folder): translate the half the "
-                             "run's --direction takes as input")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        predict(args.model, args.input, args.output, args.mode, args.pairs)
-    except (ValueError, OSError) as e:
-        sys.exit(f"pix2pix.py predict: error: {e}")
-
-
 def predict(model_path, input_path, output_folder, mode="auto", pairs=False):
     """Translate `input_path` (file or folder) with the generator in `model_path` into PNGs in
     `output_folder`; returns the paths written."""
-    import keras
-
-    from pix2pix import translate
-    from visual import save_image, to_uint8
+    run = RunFiles.of_model(model_path)
     if os.path.isdir(model_path):  # a run's folder: its generator
-        model_path = os.path.join(model_path, "generator.keras")
+        model_path = run.generator
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"--model {model_path} does not exist")
     if os.path.exists(output_folder) and not os.path.isdir(output_folder):
@@ -148,7 +132,7 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False):
         generator = keras.models.load_model(model_path, compile=False)
     except Exception as e:  # Keras raises many kinds for a file that is not a model
         raise ValueError(f"{model_path}: cannot load a Keras model ({e})") from e
-    settings = run_settings(model_path)
+    settings = run.settings()
     if not settings:
         print(f"note: no config.json beside {model_path}: assuming the defaults (--direction AtoB, images "
               f"resized whole, eval mode unless --mode paper)")

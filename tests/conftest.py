@@ -1,13 +1,60 @@
-"""Shared fixtures: the project root on sys.path, quiet TensorFlow, small real digits."""
+"""Shared helpers and fixtures: the project root on sys.path, quiet TensorFlow, running the command
+line in a fresh process, tiny models, small real digits, and the files a training run writes.
+
+Test files import the helpers by name (`from conftest import run_cli, tiny_model`); programs that
+a test runs in a process of its own are real files in tests/programs/.
+"""
 import os
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROGRAMS = os.path.join(ROOT, "tests", "programs")
 sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# The environment of every subprocess: quiet TensorFlow, no GPU, output as it comes.
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
+
+# Tiny nets for CLI runs: seconds per epoch.
+TINY_NETS = ["--gen-filters", "4", "--gen-max-filters", "8", "--disc-filters", "4"]
+
+# What every finished training run leaves in its --out (config.RunFiles), for 2 epochs.
+RUN_FILES = ("samples/epoch_001.png", "samples/epoch_002.png", "samples.gif", "losses.png", "history.json",
+             "config.json", "generator.keras", "pix2pix.weights.h5")
+
+
+def run_python(args, cwd=ROOT, timeout=300, env=None, **kwargs):
+    """Run `python ARGS` in a fresh process; returns the CompletedProcess (text output captured)."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env or ENV, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def run_cli(args, **kwargs):
+    """Run `python pix2pix.py ARGS` in a fresh process, exactly as a user would."""
+    return run_python([os.path.join(ROOT, "pix2pix.py"), *args], **kwargs)
+
+
+def program(name):
+    """The path of tests/programs/NAME, a script that a test runs in a process of its own."""
+    return os.path.join(PROGRAMS, name)
+
+
+def tiny_model(img_shape=(16, 16, 1), lr=2e-4, loss="l1+cgan", **unet_kwargs):
+    """A compiled Pix2Pix with 8-filter nets and the paper's Adam settings at learning rate `lr`."""
+    import keras
+
+    from nets import patch_discriminator, unet
+    from pix2pix import Pix2Pix
+    model = Pix2Pix(generator=unet(img_shape, filters=8, max_filters=16, **unet_kwargs),
+                    discriminator=patch_discriminator(img_shape, filters=8, conditional=loss.endswith("cgan")),
+                    l1_weight=100.0, loss=loss)
+    model.compile(d_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(lr, beta_1=0.5))
+    return model
 
 
 @pytest.fixture(scope="session")

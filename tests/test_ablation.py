@@ -5,8 +5,9 @@ import os
 import pytest
 from PIL import Image
 
+import ablation
+import cli
 import evaluate
-import pix2pix
 
 TINY = ["--epochs", "1", "--limit", "64", "--batch-size", "32", "--val-size", "16", "--gen-filters", "4",
         "--gen-max-filters", "8", "--disc-filters", "4", "--verbose", "0"]
@@ -16,14 +17,15 @@ TINY = ["--epochs", "1", "--limit", "64", "--batch-size", "32", "--val-size", "1
 def quick_classifier(monkeypatch):
     """An untrained digit classifier instead of the cached one: these tests check the plumbing."""
     classifier = evaluate.digit_classifier()
-    monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda *args, **kwargs: classifier)
+    for module in (evaluate, ablation):
+        monkeypatch.setattr(module, "load_or_train_classifier", lambda *args, **kwargs: classifier)
 
 
 def test_ablation_trains_every_variant_and_writes_table_and_picture(mnist_npz, tmp_path, quick_classifier,
                                                                    capsys):
     out = tmp_path / "ablation"
     args = ["ablation", *TINY, "--data", mnist_npz, "--test-data", mnist_npz, "--test-limit", "40", "--out", str(out)]
-    pix2pix.main(args)
+    cli.main(args)
     for variant in ("l1", "gan", "cgan", "l1_gan", "l1_cgan"):
         config = json.loads((out / variant / "config.json").read_text())
         assert config["loss"] == variant.replace("_", "+") and config["epochs"] == 1
@@ -37,15 +39,15 @@ def test_ablation_trains_every_variant_and_writes_table_and_picture(mnist_npz, t
 
     weights = (out / "l1_cgan" / "pix2pix.weights.h5").stat().st_mtime_ns
     capsys.readouterr()
-    pix2pix.main(args)  # again: every variant is done, only the scoring runs
+    cli.main(args)  # again: every variant is done, only the scoring runs
     assert capsys.readouterr().out.count("nothing to do") == 5
     assert (out / "l1_cgan" / "pix2pix.weights.h5").stat().st_mtime_ns == weights
 
 
 def test_evaluate_command_prints_and_writes_scores(mnist_npz, tmp_path, quick_classifier, capsys):
     out = tmp_path / "run"
-    pix2pix.main([*TINY, "--data", mnist_npz, "--out", str(out)])
-    pix2pix.main(["evaluate", "--model", str(out / "generator.keras"), "--data", mnist_npz, "--limit", "30"])
+    cli.main([*TINY, "--data", mnist_npz, "--out", str(out)])
+    cli.main(["evaluate", "--model", str(out / "generator.keras"), "--data", mnist_npz, "--limit", "30"])
     scores = json.loads((out / "scores.json").read_text())
     assert scores["digits"] == 30 and 0 <= scores["l1_hole"] <= 2
     assert "acc" in capsys.readouterr().out
@@ -55,10 +57,10 @@ def test_evaluate_command_prints_and_writes_scores(mnist_npz, tmp_path, quick_cl
                     reason="needs Debian's dataset-fashion-mnist")
 def test_edges2fashion_trains_and_evaluates_on_fashion_test_items(tmp_path, quick_classifier, capsys):
     out = tmp_path / "fashion"
-    pix2pix.main(["--task", "edges2fashion", *TINY, "--out", str(out)])
+    cli.main(["--task", "edges2fashion", *TINY, "--out", str(out)])
     assert json.loads((out / "config.json").read_text())["task"] == "edges2fashion"
     assert "Fashion-MNIST: 24,000 shoes and bags" in capsys.readouterr().out
-    pix2pix.main(["evaluate", "--model", str(out / "generator.keras"), "--limit", "30"])
+    cli.main(["evaluate", "--model", str(out / "generator.keras"), "--limit", "30"])
     printed = capsys.readouterr().out
     assert "Fashion-MNIST: 4,000 shoes and bags" in printed and "30 held-out items, task edges2fashion" in printed
     assert json.loads((out / "scores.json").read_text())["task"] == "edges2fashion"
@@ -66,13 +68,13 @@ def test_edges2fashion_trains_and_evaluates_on_fashion_test_items(tmp_path, quic
 
 def test_evaluate_offline_without_test_digits_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     import keras
-    pix2pix.unet((28, 28, 1), filters=4, max_filters=8).save(tmp_path / "generator.keras")
+    __import__("nets").unet((28, 28, 1), filters=4, max_filters=8).save(tmp_path / "generator.keras")
     monkeypatch.delenv("MNIST_PATH", raising=False)
 
     def offline():
         raise OSError("no network")
     monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
     with pytest.raises(SystemExit) as done:
-        pix2pix.main(["evaluate", "--model", str(tmp_path / "generator.keras")])
+        cli.main(["evaluate", "--model", str(tmp_path / "generator.keras")])
     assert str(done.value).startswith("pix2pix.py evaluate: error: MNIST test digits need")
     assert "--data" in str(done.value)

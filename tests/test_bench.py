@@ -52,7 +52,7 @@ def test_reference_step_updates_both_nets_from_the_same_pass():
     import keras
     import tensorflow as tf
 
-    from pix2pix import patch_discriminator, unet
+    from nets import patch_discriminator, unet
     keras.utils.set_random_seed(1)
     shape, lr, l1_weight = (16, 16, 1), 2e-4, 100.0
     generator = unet(shape, filters=8, max_filters=16, dropout=0.0)  # no dropout: a repeatable pass

@@ -3,11 +3,9 @@ two worker processes agree and only worker 0 writes, mixed precision (forced on 
 steps, and eager, tf.function and XLA steps give the same losses."""
 import dataclasses
 import json
-import os
 import socket
 import subprocess
 import sys
-import textwrap
 
 import h5py
 import keras
@@ -16,82 +14,20 @@ import pytest
 import tensorflow as tf
 
 import distribute
-from pix2pix import Config, Pix2Pix, build_model, patch_discriminator, start_state, train, unet
+from checkpoint import start_state
+from config import Config
+from conftest import ENV, TINY_NETS, program, run_python
+from nets import patch_discriminator, unet
+from pix2pix import Pix2Pix, build_model, train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
-TINY = ["--limit", "32", "--batch-size", "16", "--val-size", "16", "--epochs", "1", "--gen-filters", "4",
-        "--gen-max-filters", "8", "--disc-filters", "4", "--verbose", "2"]  # 2 steps of 8 images per worker
+TINY = ["--limit", "32", "--batch-size", "16", "--val-size", "16", "--epochs", "1", *TINY_NETS,
+        "--verbose", "2"]  # 2 steps of 8 images per worker
 
 # Run in a fresh process: the CPU is split into 2 logical devices before TensorFlow starts.
-MIRRORED = textwrap.dedent("""
-    import json, sys
-    sys.path.insert(0, {root!r})
-    import distribute
-    devices = distribute.split_cpu(2)
-    import keras, numpy as np, tensorflow as tf
-    from pix2pix import Config, Pix2Pix, build_model, patch_discriminator, unet
-
-    def tiny():  # no dropout: its random masks cannot match between 1 and 2 devices
-        model = Pix2Pix(generator=unet((16, 16, 1), filters=4, max_filters=8, dropout=0.0),
-                        discriminator=patch_discriminator((16, 16, 1), filters=4), l1_weight=10.0)
-        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
-            distribute.sync_batch_norm(model.generator, model.discriminator)
-        # SGD, not Adam: Adam ignores a constant factor on the gradients, so a wrong loss scaling
-        # across replicas would go unseen.
-        model.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
-        return model
-
-    rng = np.random.default_rng(0)
-    src, target = (rng.uniform(-1, 1, (24, 16, 16, 1)).astype("float32") for _ in range(2))
-    pairs = tf.data.Dataset.from_tensor_slices((src, target)).batch(8)  # 3 global batches of 8
-    keras.utils.set_random_seed(0)
-    one = tiny()
-    start = one.get_weights()
-    one_logs = one.fit(pairs, epochs=1, verbose=0).history
-    strategy = tf.distribute.MirroredStrategy(devices)
-    with strategy.scope():
-        two = tiny()
-    two.set_weights(start)
-    two_logs = two.fit(pairs, epochs=1, verbose=0).history
-    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(one.get_weights(), two.get_weights()))
-    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(start, one.get_weights()))
-
-    # LossScaleOptimizer with gradients that overflow on replica 1 only: every replica must skip.
-    with strategy.scope():
-        w = keras.Variable(np.ones(3, "float32"))
-        opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
-        opt.build([w])
-    batch = tf.constant([[1.0, 1, 1], [1, 1, 1], [np.inf, 1, 1], [1, 1, 1]])  # replica 1: rows 2, 3
-
-    @tf.function
-    def lso_step(batch):
-        def replica(b):
-            with tf.GradientTape() as tape:
-                loss = distribute.loss_for_gradients(tf.reduce_mean(b * w), opt)
-            opt.apply_gradients(zip(distribute.agree_on_finite(tape.gradient(loss, [w])), [w]))
-        strategy.run(replica, args=(batch,))
-    for b in strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch)):
-        lso_step(b)
-
-    # build_model under both: synchronised BatchNorm, loss-scaled optimizers, one fit step
-    with strategy.scope(), distribute.mixed_precision(True, force=True):
-        mixed = build_model(Config(gen_filters=4, gen_max_filters=8, disc_filters=4), img_shape=(16, 16, 1))
-    first = next(iter(strategy.experimental_distribute_dataset(pairs)))
-    mixed_logs = strategy.reduce("MEAN", strategy.run(mixed.train_step, args=(first,)), axis=None)  # eager: fast
-    print("RESULT" + json.dumps(dict(
-        replicas=strategy.num_replicas_in_sync, diff=diff, moved=moved, one_logs=one_logs, two_logs=two_logs,
-        lso_w=w.numpy().tolist(), lso_scale=float(opt.dynamic_scale.numpy()),
-        mixed_logs={{k: float(v) for k, v in mixed_logs.items()}},
-        synced=all(l.synchronized for l in mixed.generator.layers if isinstance(l, keras.layers.BatchNormalization)),
-        mixed_opt=type(mixed.g_optimizer).__name__)))
-""")
 
 
 def test_mirrored_two_cpu_replicas_match_one_device(tmp_path):
-    script = tmp_path / "mirrored.py"
-    script.write_text(MIRRORED.format(root=ROOT))
-    proc = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True, timeout=240)
+    proc = run_python([program("mirrored.py")], timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT")[-1])
     assert result["replicas"] == 2
@@ -103,18 +39,6 @@ def test_mirrored_two_cpu_replicas_match_one_device(tmp_path):
     assert len(result["mixed_logs"]) == 5 and all(np.isfinite(list(result["mixed_logs"].values())))
 
 
-WORKER = textwrap.dedent("""
-    import functools, sys
-    sys.path.insert(0, {root!r})
-    import keras, numpy as np, pix2pix
-
-    class DumpWeights(keras.callbacks.Callback):  # a test hook: every worker's final weights
-        def on_train_end(self, logs=None):
-            np.savez({dump!r}, *self.model.generator.get_weights(), *self.model.discriminator.get_weights())
-
-    pix2pix.train = functools.partial(pix2pix.train, callbacks=[DumpWeights()])
-    pix2pix.main(sys.argv[1:])  # exactly `python pix2pix.py ARGS`, plus the dump
-""")
 
 
 def free_ports(n):
@@ -131,12 +55,10 @@ def test_two_workers_agree_and_only_worker_0_writes(mnist_npz, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     procs = []
     for index in range(2):
-        script = tmp_path / f"worker{index}.py"
-        script.write_text(WORKER.format(root=ROOT, dump=str(tmp_path / f"weights{index}.npz")))
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         procs.append(subprocess.Popen(
-            [sys.executable, str(script), "--strategy", "multiworker", "--data", mnist_npz,
-             "--out", str(tmp_path / f"out{index}"), *TINY], env={**ENV, "TF_CONFIG": tf_config},
+            [sys.executable, program("worker.py"), str(tmp_path / f"weights{index}.npz"), "--strategy", "multiworker",
+             "--data", mnist_npz, "--out", str(tmp_path / f"out{index}"), *TINY], env={**ENV, "TF_CONFIG": tf_config},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     try:
         outputs = [proc.communicate(timeout=240)[0] for proc in procs]  # a hang fails, never blocks
@@ -184,7 +106,7 @@ def float32_afterwards():
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="with a GPU mixed precision is on")
 def test_mixed_precision_on_cpu_says_so_and_trains_in_float32(mnist_npz, tmp_path, capsys, float32_afterwards):
-    cfg = Config(data=mnist_npz, out=str(tmp_path / "out"), limit=32, batch_size=16, val_size=16, epochs=1,
+    cfg = Config.mnist(data=mnist_npz, out=str(tmp_path / "out"), limit=32, batch_size=16, val_size=16, epochs=1,
                  gen_filters=4, gen_max_filters=8, disc_filters=4, verbose=0, mixed_precision=True)
     model, history = train(cfg)
     message = "--mixed-precision needs a GPU and none is visible: training continues in float32."
@@ -202,7 +124,7 @@ def test_forced_mixed_precision_builds_and_steps(float32_afterwards):
     """The GPU code path on a CPU: float16 convolutions, float32 weights, outputs and losses."""
     keras.utils.set_random_seed(2)
     with distribute.mixed_precision(True, force=True) as on:
-        model = build_model(Config(gen_filters=4, gen_max_filters=8, disc_filters=4, l1_weight=100.0),
+        model = build_model(Config.mnist(gen_filters=4, gen_max_filters=8, disc_filters=4, l1_weight=100.0),
                             img_shape=(16, 16, 1))
     assert on and keras.mixed_precision.global_policy().name == "float32"  # restored on exit
     convs = [layer for net in (model.generator, model.discriminator) for layer in net.layers
@@ -243,12 +165,12 @@ def test_xla_and_compiled_steps_give_the_eager_losses():
 
 def test_resume_refuses_a_change_of_mixed_precision(tmp_path):
     path = str(tmp_path / "pix2pix.weights.h5")
-    for saved_config, refused in ((dataclasses.asdict(Config(mixed_precision=True)), True),
-                                  ({k: v for k, v in dataclasses.asdict(Config()).items() if k != "mixed_precision"},
-                                   False)):  # a checkpoint from before the flag existed: its default
+    before_the_flag = {k: v for k, v in dataclasses.asdict(Config.mnist()).items() if k != "mixed_precision"}
+    for saved_config, refused in ((dataclasses.asdict(Config.mnist(mixed_precision=True)), True),
+                                  (before_the_flag, False)):  # a checkpoint from before the flag: its default
         with h5py.File(path, "w") as f:
             f.attrs["pix2pix_progress"] = json.dumps({"epoch": 1, "step": 0, "history": {}, "config": saved_config})
-        cfg = Config(out=str(tmp_path), resume=True)
+        cfg = Config.mnist(out=str(tmp_path), resume=True)
         if refused:
             with pytest.raises(ValueError, match="--mixed-precision True -> False"):
                 start_state(cfg, path)

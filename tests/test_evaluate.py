@@ -8,7 +8,8 @@ import scipy.ndimage
 import tensorflow as tf
 
 import evaluate
-from mnist_ds import mask_square, to_unit_range
+from mnist_ds import to_unit_range
+from tasks import mask_square
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def test_identity_generator_scores(classifier, digits):
     images, labels = digits
     src = keras.Input((28, 28, 1))
     identity = keras.Model(src, keras.layers.Identity()(src))  # output = the masked input
-    scores = evaluate.inpainting_scores(identity, images, labels, classifier, seed=5)
+    scores = evaluate.score_generator(identity, images, labels, classifier, seed=5)
     real = to_unit_range(images)
     _, hole = mask_square(real, seed=(5, 0))
     in_hole = np.asarray(hole).astype(bool)
@@ -53,7 +54,7 @@ def test_perfect_answer_scores(classifier, digits):
         def predict(self, src, **kwargs):
             return real
 
-    scores = evaluate.inpainting_scores(Oracle(), images, labels, classifier)
+    scores = evaluate.score_generator(Oracle(), images, labels, classifier)
     assert scores["l1_hole"] == 0.0 and scores["psnr_hole"] == pytest.approx(100.0 + 10 * np.log10(4))
     assert scores["acc_generated"] == scores["acc_real"]
     assert scores["grey_hole"] == scores["grey_hole_real"]

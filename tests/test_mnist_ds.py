@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import config
 import mnist_ds
-from mnist_ds import get_ds, inpainting_ds, load_mnist, mask_square, read_idx, to_unit_range
+import tasks
+from mnist_ds import get_ds, load_mnist, read_idx, task_ds, to_unit_range
+from tasks import mask_square
 
 SHARED_T10K = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist-t10k")
 
@@ -174,7 +177,7 @@ def test_seeded_mask_repeats_and_unseeded_does_not():
 
 def test_training_holes_are_fresh_each_epoch_and_validation_holes_fixed(digits):
     targets = to_unit_range(digits[0][:64])
-    train = inpainting_ds(targets, batch_size=32, training=True)
+    train = task_ds(targets, batch_size=32, training=True)
     batches = [(np.asarray(s), np.asarray(t)) for s, t in train.take(4)]  # two epochs of 2 steps
     assert np.any(batches[0][0] == 0.0)
     epoch_1 = np.concatenate([t for _, t in batches[:2]])
@@ -184,7 +187,7 @@ def test_training_holes_are_fresh_each_epoch_and_validation_holes_fixed(digits):
     first_holes = {bytes(t): s for s, t in zip(*map(np.concatenate, zip(*batches[:2])))}
     same = [np.array_equal(first_holes[bytes(t)], s) for s, t in zip(*map(np.concatenate, zip(*batches[2:])))]
     assert sum(same) <= 2                                               # and new holes (rare repeats by chance)
-    val = inpainting_ds(targets, batch_size=32, training=False)
+    val = task_ds(targets, batch_size=32, training=False)
     a, b = ([np.asarray(src) for src, _ in val] for _ in range(2))
     assert len(a) == 2 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
@@ -192,10 +195,10 @@ def test_training_holes_are_fresh_each_epoch_and_validation_holes_fixed(digits):
 def test_training_stream_resumes_exactly(digits):
     """A stream started at (epoch 1, step 3) yields what the full stream yields there."""
     targets = to_unit_range(digits[0][:80])
-    full = [np.asarray(s) for s, _ in inpainting_ds(targets, 16, seed=4).take(5 + 3 + 4)]  # 5 steps/epoch
-    resumed = [np.asarray(s) for s, _ in inpainting_ds(targets, 16, seed=4, first_epoch=1, skip_steps=3).take(4)]
+    full = [np.asarray(s) for s, _ in task_ds(targets, 16, seed=4).take(5 + 3 + 4)]  # 5 steps/epoch
+    resumed = [np.asarray(s) for s, _ in task_ds(targets, 16, seed=4, first_epoch=1, skip_steps=3).take(4)]
     assert all(np.array_equal(a, b) for a, b in zip(full[8:], resumed))
-    other_seed = np.asarray(next(iter(inpainting_ds(targets, 16, seed=5)))[0])
+    other_seed = np.asarray(next(iter(task_ds(targets, 16, seed=5)))[0])
     assert not np.array_equal(full[0], other_seed)
 
 
@@ -214,11 +217,11 @@ def test_get_ds_holds_out_validation(mnist_npz):
 
 def test_batch_larger_than_data_is_an_error():
     with pytest.raises(ValueError, match="batch size 64 is larger than the 10 training images"):
-        inpainting_ds(np.zeros((10, 28, 28, 1), np.float32), batch_size=64)
+        task_ds(np.zeros((10, 28, 28, 1), np.float32), batch_size=64)
 
 
 def test_module_constants_match_convention():
-    assert (mnist_ds.HOLE_MIN, mnist_ds.HOLE_MAX) == (10, 15)
+    assert config.HOLE_SIZES == (10, 15) and config.Config.mnist().hole_min == 10
 
 
 def test_other_split_can_be_refused(tmp_path, digits):
@@ -228,33 +231,33 @@ def test_other_split_can_be_refused(tmp_path, digits):
         load_mnist(str(tmp_path), other_split_ok=False)
 
 
-@pytest.mark.parametrize("task", mnist_ds.TASKS)
+@pytest.mark.parametrize("task", config.TASKS)
 def test_every_task_makes_pairs_of_the_documented_shape_and_range(task, digits):
     targets = to_unit_range(digits[0][:32])
-    src, target = next(iter(inpainting_ds(targets, 16, task=task)))
+    src, target = next(iter(task_ds(targets, 16, task=task)))
     src = np.asarray(src)
     assert src.shape == target.shape == (16, 28, 28, 1) and src.dtype == np.float32
     assert src.min() >= -1.0 and src.max() <= 1.0
     assert not np.array_equal(src, np.asarray(target))
-    val = [np.asarray(s) for s, _ in inpainting_ds(targets, 16, training=False, task=task)]
-    again = [np.asarray(s) for s, _ in inpainting_ds(targets, 16, training=False, task=task)]
+    val = [np.asarray(s) for s, _ in task_ds(targets, 16, training=False, task=task)]
+    again = [np.asarray(s) for s, _ in task_ds(targets, 16, training=False, task=task)]
     assert all(np.array_equal(a, b) for a, b in zip(val, again))  # fixed validation inputs
 
 
 def test_task_inputs_follow_their_conventions(digits):
     target = to_unit_range(digits[0][:8])
-    edges = np.asarray(mnist_ds.edge_map(target))
+    edges = np.asarray(tasks.edge_map(target))
     assert set(np.unique(edges)) == {-1.0, 1.0}
     ink = target > 0
     assert edges[ink[..., :] & (edges == 1)].size > 0 and np.mean(edges == 1) < 0.5  # outlines, not fills
-    noisy = np.asarray(mnist_ds.add_noise(target, seed=(1, 2)))
+    noisy = np.asarray(tasks.add_noise(target, seed=(1, 2)))
     assert 0.3 < np.mean(np.abs(noisy - target)) < 0.9                              # heavy noise
-    np.testing.assert_array_equal(noisy, mnist_ds.add_noise(target, seed=(1, 2)))
-    low = np.asarray(mnist_ds.low_resolution(target, 7))
+    np.testing.assert_array_equal(noisy, tasks.add_noise(target, seed=(1, 2)))
+    low = np.asarray(tasks.low_resolution(target, 7))
     assert low.shape == target.shape and np.corrcoef(low.ravel(), target.ravel())[0, 1] > 0.7  # same digit
     assert np.abs(np.diff(low, axis=2)).max() < np.abs(np.diff(target, axis=2)).max()  # smoother than the digit
     with pytest.raises(ValueError, match="unknown task 'colorize'"):
-        mnist_ds.make_src("colorize", target)
+        tasks.make_src("colorize", target)
 
 
 @pytest.mark.skipif(not os.path.isdir(mnist_ds.FASHION_DEBIAN), reason="needs Debian's dataset-fashion-mnist")
@@ -264,7 +267,7 @@ def test_fashion_keeps_only_shoes_and_bags(capsys):
     assert set(np.unique(labels)) == set(mnist_ds.FASHION_CLASSES) and len(images) == 4000  # 1,000 per class
     assert "shoes and bags" in capsys.readouterr().out
     target = mnist_ds.to_unit_range(images[:16])
-    edges = np.asarray(mnist_ds.make_src("edges2fashion", target))
+    edges = np.asarray(tasks.make_src("edges2fashion", target))
     assert set(np.unique(edges)) == {-1.0, 1.0}
     assert 0.02 < np.mean(edges == 1.0) < 0.35
 

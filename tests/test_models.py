@@ -5,15 +5,9 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from pix2pix import Pix2Pix, patch_discriminator, receptive_field, unet
-
-
-def tiny_model(img_shape=(16, 16, 1), lr=2e-4, **unet_kwargs):
-    model = Pix2Pix(generator=unet(img_shape, filters=8, max_filters=16, **unet_kwargs),
-                    discriminator=patch_discriminator(img_shape, filters=8), l1_weight=100.0)
-    model.compile(d_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
-                  g_optimizer=keras.optimizers.Adam(lr, beta_1=0.5))
-    return model
+from conftest import tiny_model
+from nets import patch_discriminator, receptive_field, unet
+from pix2pix import Pix2Pix
 
 
 @pytest.mark.parametrize("img_shape", [(28, 28, 1), (64, 64, 3)])
@@ -116,7 +110,8 @@ def test_one_train_step_updates_both_nets():
 
 
 def test_a_few_steps_lower_l1(digits):
-    from mnist_ds import mask_square, to_unit_range
+    from mnist_ds import to_unit_range
+    from tasks import mask_square
     tf.random.set_seed(1)
     target = tf.constant(to_unit_range(digits[0][:8]))
     src, _ = mask_square(target, seed=(1, 2))

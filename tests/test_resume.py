@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import h5py
@@ -15,21 +14,20 @@ import pytest
 import tensorflow as tf
 
 import utils
-from pix2pix import Pix2Pix, check_images, patch_discriminator, translate, unet
-from utils import Checkpoint, StopOnNonFinite, read_progress
+from callbacks import Checkpoint, StopOnNonFinite
+from checkpoint import read_progress
+from conftest import ENV, ROOT, TINY_NETS, program, run_cli, run_python
+from nets import patch_discriminator, unet
+from pix2pix import Pix2Pix
+from predict import translate
+from utils import check_images
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
-TINY = ["--limit", "256", "--batch-size", "32", "--val-size", "16", "--gen-filters", "4",
-        "--gen-max-filters", "8", "--disc-filters", "4", "--verbose", "2"]  # 8 steps per epoch
-
-
-def cli(out, *args, data):
-    return [sys.executable, os.path.join(ROOT, "pix2pix.py"), "--data", data, "--out", str(out), *TINY, *args]
+TINY = ["--limit", "256", "--batch-size", "32", "--val-size", "16", *TINY_NETS, "--verbose", "2"]  # 8 steps/epoch
 
 
-def run(cmd):
-    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+def args(out, *more, data):
+    """The training flags of these tests: tiny nets on `data`, 8 steps per epoch, into `out`."""
+    return ["--data", data, "--out", str(out), *TINY, *more]
 
 
 def weights(path):
@@ -57,40 +55,24 @@ def digest(folder):
 def uninterrupted(mnist_npz, tmp_path_factory):
     """A 2-epoch run that nothing interrupts, checkpointing every 3 steps."""
     out = tmp_path_factory.mktemp("straight") / "out"
-    result = run(cli(out, "--epochs", "2", "--save-every", "3", data=mnist_npz))
+    result = run_cli(args(out, "--epochs", "2", "--save-every", "3", data=mnist_npz))
     assert result.returncode == 0, result.stderr
     return out
-
-
-KILLER = textwrap.dedent("""
-    import os, sys
-    sys.path.insert(0, {root!r})
-    import keras, pix2pix
-
-    class DieAfterStep(keras.callbacks.Callback):  # runs after the library's checkpoint callback
-        def on_train_batch_end(self, batch, logs=None):
-            if self.params["steps"] == 8 and batch + 1 == {step}:
-                os.kill(os.getpid(), 9)  # SIGKILL: no clean-up of any kind
-
-    pix2pix.train(pix2pix.parse_args(sys.argv[1:]), callbacks=[DieAfterStep()])
-""")
 
 
 @pytest.mark.parametrize("epochs_done, step", [(1, 3), (0, 6)])
 def test_kill_right_after_a_save_then_resume_matches_uninterrupted(
         uninterrupted, mnist_npz, tmp_path, epochs_done, step):
     out = tmp_path / "out"
-    script = tmp_path / "killer.py"
-    script.write_text(KILLER.format(root=ROOT, step=step))
-    args = cli(out, "--epochs", "2", "--save-every", "3", data=mnist_npz)[2:]
+    flags = args(out, "--epochs", "2", "--save-every", "3", data=mnist_npz)
     if epochs_done:  # the first epoch runs in a process of its own, the kill falls in the second
-        assert run(cli(out, "--epochs", "1", "--save-every", "3", data=mnist_npz)).returncode == 0
-        args += ["--resume"]
-    killed = run([sys.executable, str(script), *args])
-    assert killed.returncode == -signal.SIGKILL
+        assert run_cli(args(out, "--epochs", "1", "--save-every", "3", data=mnist_npz)).returncode == 0
+        flags += ["--resume"]
+    killed = run_python([program("killer.py"), str(step), *flags])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     progress = read_progress(str(out / "pix2pix.weights.h5"))
     assert (progress["epoch"], progress["step"]) == (epochs_done, step)
-    resumed = run(cli(out, "--epochs", "2", "--save-every", "3", "--resume", data=mnist_npz))
+    resumed = run_cli(args(out, "--epochs", "2", "--save-every", "3", "--resume", data=mnist_npz))
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming at epoch {epochs_done + 1}, step {step}" in resumed.stdout
     assert_same_weights(out / "pix2pix.weights.h5", uninterrupted / "pix2pix.weights.h5")
@@ -101,8 +83,9 @@ def test_kill_right_after_a_save_then_resume_matches_uninterrupted(
 @pytest.mark.parametrize("delay", [0.5, 2.0])
 def test_sigkill_at_any_moment_then_resume_finishes(mnist_npz, tmp_path, delay):
     out = tmp_path / "out"
-    proc = subprocess.Popen(cli(out, "--epochs", "3", "--save-every", "2", data=mnist_npz), env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, os.path.join(ROOT, "pix2pix.py"), *args(out, "--epochs", "3", "--save-every", "2",
+                                                                       data=mnist_npz)]
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = out / "pix2pix.weights.h5"
     deadline = time.time() + 120
     while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
@@ -112,24 +95,24 @@ def test_sigkill_at_any_moment_then_resume_finishes(mnist_npz, tmp_path, delay):
     proc.wait()
     progress = read_progress(str(checkpoint))  # the checkpoint left behind is whole
     assert progress["epoch"] * 8 + progress["step"] >= 2
-    resumed = run(cli(out, "--epochs", "3", "--save-every", "2", "--resume", data=mnist_npz))
+    resumed = run_cli(args(out, "--epochs", "3", "--save-every", "2", "--resume", data=mnist_npz))
     assert resumed.returncode == 0, resumed.stderr
     assert read_progress(str(checkpoint))["epoch"] == 3
     assert len(read_progress(str(checkpoint))["history"]["val_l1"]) == 3
     keras.models.load_model(out / "generator.keras", compile=False)
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
     assert not [p for p in out.rglob(".*")], "temporary files left behind"
-    again = run(cli(out, "--epochs", "3", "--save-every", "2", "--resume", data=mnist_npz))
+    again = run_cli(args(out, "--epochs", "3", "--save-every", "2", "--resume", data=mnist_npz))
     assert again.returncode == 0 and "already finished its 3 epochs" in again.stdout
 
 
 def test_resume_refusals(uninterrupted, mnist_npz, tmp_path):
-    nothing = run(cli(tmp_path / "empty", "--resume", data=mnist_npz))
+    nothing = run_cli(args(tmp_path / "empty", "--resume", data=mnist_npz))
     assert nothing.returncode == 1 and "--resume: no checkpoint" in nothing.stderr
     before = digest(uninterrupted)
-    fresh = run(cli(uninterrupted, "--epochs", "3", data=mnist_npz))
+    fresh = run_cli(args(uninterrupted, "--epochs", "3", data=mnist_npz))
     assert fresh.returncode == 1 and "holds another run's checkpoint" in fresh.stderr
-    changed = run(cli(uninterrupted, "--epochs", "3", "--resume", "--lambda", "5", data=mnist_npz))
+    changed = run_cli(args(uninterrupted, "--epochs", "3", "--resume", "--lambda", "5", data=mnist_npz))
     assert changed.returncode == 1 and "--lambda 1000.0 -> 5.0" in changed.stderr
     assert digest(uninterrupted) == before  # nothing was overwritten
 
@@ -137,7 +120,7 @@ def test_resume_refusals(uninterrupted, mnist_npz, tmp_path):
 def test_deterministic_runs_are_bit_identical(mnist_npz, tmp_path):
     outs = [tmp_path / "a", tmp_path / "b"]
     for out in outs:
-        assert run(cli(out, "--epochs", "1", "--deterministic", data=mnist_npz)).returncode == 0
+        assert run_cli(args(out, "--epochs", "1", "--deterministic", data=mnist_npz)).returncode == 0
     assert_same_weights(*(out / "pix2pix.weights.h5" for out in outs))
 
 
@@ -238,16 +221,16 @@ def test_paper_mode_uses_batch_statistics_and_dropout_but_keeps_moving_statistic
 def test_bad_data_gives_message_and_writes_nothing(tmp_path, make_bad, message, code):
     data = make_bad(tmp_path)
     out = tmp_path / "out"
-    result = run(cli(out, "--epochs", "1", data=data))
+    result = run_cli(args(out, "--epochs", "1", data=data))
     assert result.returncode == code and "pix2pix.py: error:" in result.stderr
     assert __import__("re").search(message, result.stderr), result.stderr
     assert not out.exists()
 
 
 def test_batch_larger_than_data_and_unwritable_out(mnist_npz, tmp_path):
-    too_big = run(cli(tmp_path / "out", "--batch-size", "500", data=mnist_npz))
+    too_big = run_cli(args(tmp_path / "out", "--batch-size", "500", data=mnist_npz))
     assert too_big.returncode == 1 and "batch size 500 is larger than the 256 training images" in too_big.stderr
     (tmp_path / "file").write_text("mine")
-    unwritable = run(cli(tmp_path / "file" / "sub", data=mnist_npz))
+    unwritable = run_cli(args(tmp_path / "file" / "sub", data=mnist_npz))
     assert unwritable.returncode == 1 and "cannot write into --out" in unwritable.stderr
     assert (tmp_path / "file").read_text() == "mine"

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import TrainingHealth, atomic_path, remove_partial_files, write_json
+from callbacks import TrainingHealth
+from utils import atomic_path, remove_partial_files, write_json
 from visual import plot_history, sample_grid, save_gif, save_image, to_uint8
 
 

@@ -1,0 +1,128 @@
+"""The library's Keras callbacks for a training run (the pictures' callbacks are in visual.py):
+checkpoints, the generator file, the NaN guard, and warnings when a GAN run goes wrong."""
+import math
+
+import keras
+import numpy as np
+
+from checkpoint import save_checkpoint
+from utils import save_model
+
+
+class SaveGenerator(keras.callbacks.Callback):
+    """After every epoch, save the generator alone into `path` (a .keras file), atomically."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_model(self.model.generator, self.path)
+
+
+class StepCallback(keras.callbacks.Callback):
+    """Knows the epoch and the step within it. `step_offset`: the steps already done in the first
+    epoch when training starts in its middle (a resumed run), since Keras numbers its batches from 0."""
+
+    def __init__(self, step_offset=0):
+        super().__init__()
+        self.epoch, self.step_offset = 0, step_offset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.step_offset = 0
+
+    def step(self, batch):
+        """Steps done in the current epoch once `batch` (Keras' index in this fit call) is done."""
+        return self.step_offset + batch + 1
+
+
+class Checkpoint(StepCallback):
+    """Save a checkpoint to `path` after every epoch, and every `every_steps` steps within one.
+
+    progress = {"epoch": epochs done, "step": steps done in the next epoch, "history": the
+    per-epoch logs so far (a dict shared with HistoryPlot), "config": `config`}.
+    """
+
+    def __init__(self, path, history, config, every_steps=0, step_offset=0):
+        super().__init__(step_offset)
+        self.path, self.history, self.config, self.every_steps = path, history, config, every_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step(batch)
+        last = batch + 1 == self.params["steps"]  # the epoch's end is saved by on_epoch_end
+        if self.every_steps and step % self.every_steps == 0 and not last:
+            self.save(self.epoch, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self.save(epoch + 1, 0)
+
+    def save(self, epoch, step):
+        save_checkpoint(self.model, self.path, {"epoch": epoch, "step": step, "history": self.history,
+                                                "config": self.config})
+
+
+class StopOnNonFinite(StepCallback):
+    """Stop training at once, with an error naming the step, when a loss turns NaN or infinite.
+
+    It raises (FloatingPointError) instead of setting stop_training, so no epoch-end callback runs
+    and no checkpoint is written with the broken weights: the last good one stays."""
+
+    def __init__(self, steps_per_epoch, step_offset=0):
+        super().__init__(step_offset)
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {k: float(v) for k, v in (logs or {}).items() if not math.isfinite(float(v))}
+        if bad:
+            raise FloatingPointError(
+                f"non-finite loss at epoch {self.epoch + 1}, step {self.step(batch)}/{self.steps_per_epoch} "
+                f"({', '.join(f'{k}={v}' for k, v in bad.items())}); training stopped, the last good "
+                f"checkpoint is kept. Try a lower --lr, or check the data for NaN or inf values")
+
+
+class TrainingHealth(keras.callbacks.Callback):
+    """Warn once, with a hint, when a GAN run goes wrong in one of the two classic ways:
+    - D wins outright: d_loss below `d_floor` for `patience` epochs in a row while g_gan_loss climbs
+      (G gets no useful gradient from D any more);
+    - G stops depending on its input: on the fixed inputs `src` (float32 [n, h, w, c] in [-1, 1]),
+      the outputs differ from one input to the next by less than `spread_floor` of how much the
+      inputs differ (collapse: one answer for everything). Judged only after `min_steps` training
+      steps: a fresh generator gives nearly the same grey for every input."""
+
+    def __init__(self, src, patience=3, d_floor=0.05, spread_floor=0.05, min_steps=200):
+        super().__init__()
+        self.src, self.patience, self.d_floor, self.spread_floor = src, patience, d_floor, spread_floor
+        self.min_steps, self.steps = min_steps, 0
+        self.epochs, self.warned = [], set()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def warn(self, kind, message):
+        if kind not in self.warned:
+            self.warned.add(kind)
+            print(f"\nWarning: {message}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        d_loss, g_gan = float(logs.get("d_loss", 0.0)), float(logs.get("g_gan_loss", 0.0))
+        if d_loss or g_gan:  # the "l1" loss has no D: nothing to judge
+            self.epochs.append((d_loss, g_gan))
+        recent = self.epochs[-self.patience:]
+        if (len(recent) == self.patience and all(d < self.d_floor for d, _ in recent)
+                and recent[-1][1] > recent[0][1]):
+            self.warn("d_wins", f"the discriminator has won outright for {self.patience} epochs "
+                                f"(d_loss < {self.d_floor}, G's GAN loss climbing to {recent[-1][1]:.2f}). "
+                                f"Try a lower --lr, a larger --lambda, or fewer --disc-layers.")
+        if self.steps < self.min_steps:
+            return
+        fake = np.asarray(self.model.generator(self.src, training=False))
+        spread = lambda images: float(np.mean(np.std(images, axis=0)))  # noqa: E731  across the inputs
+        if spread(fake) < self.spread_floor * spread(self.src):
+            self.warn("collapse", f"the generator's outputs barely depend on its input any more (spread "
+                                  f"{spread(fake):.4f} against {spread(self.src):.4f} for the inputs). "
+                                  f"Try a larger --lambda, or restart with another --seed.")

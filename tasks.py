@@ -1,0 +1,94 @@
+"""The tasks' inputs: what each MNIST-sized task makes from a target image, as TensorFlow ops.
+
+    inpaint        a square hole set to 0.0 (mask_square), the lesson's task
+    edges2digit    the edge map of the strokes (edge_map), the paper's edges -> photo in small
+    denoise        heavy Gaussian noise (add_noise)
+    superres       a 7x7 copy scaled back up (low_resolution)
+    edges2fashion  the edge map of a Fashion-MNIST shoe or bag (edge_map, a lower threshold)
+
+Conventions: images are float32 [n, h, w, c] in [-1, 1] (background -1, ink +1); every image gets
+its own randomness; `seed` is None for fresh draws or a pair of ints for stateless, repeatable
+ones. Nothing here reads files.
+"""
+import tensorflow as tf
+
+from config import HOLE_SIZES, TASKS
+
+
+def mask_square(images, min_size=10, max_size=15, seed=None):
+    """Cut one random square hole into each image.
+
+    images: float32 [n, h, w, c] in [-1, 1]. Each image gets its own hole of side s, s uniform over
+    min_size..max_size (both included), top-left corner (x0, y0) drawn independently per axis so the
+    hole lies fully inside the image. seed: None for fresh random holes, or a pair of ints for holes
+    that are the same on every call (tf.random stateless ops).
+    Returns (masked, hole): masked is `images` with hole pixels set to 0.0; hole is float32
+    [n, h, w, 1], 1 inside the hole and 0 outside.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    n, h, w = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    if seed is None:
+        draws = tf.random.uniform([3, n, 1, 1])
+    else:
+        draws = tf.random.stateless_uniform([3, n, 1, 1], seed=seed)
+    # Side, then corner; multiplying a uniform draw by the number of allowed values and flooring
+    # gives each allowed value equal probability, and each image its own range.
+    size = min_size + tf.cast(draws[0] * (max_size - min_size + 1), tf.int32)  # [n, 1, 1]
+    y0 = tf.cast(draws[1] * tf.cast(h - size + 1, tf.float32), tf.int32)       # rows
+    x0 = tf.cast(draws[2] * tf.cast(w - size + 1, tf.float32), tf.int32)       # columns: own draw
+    rows = tf.range(h)[None, :, None]                                           # [1, h, 1]
+    cols = tf.range(w)[None, None, :]                                           # [1, 1, w]
+    inside = (rows >= y0) & (rows < y0 + size) & (cols >= x0) & (cols < x0 + size)  # [n, h, w]
+    hole = tf.cast(inside, tf.float32)[..., None]                               # [n, h, w, 1]
+    return images * (1.0 - hole), hole
+
+
+def edge_map(images, threshold=0.5):
+    """Edges of the strokes, the digit-sized cousin of the paper's HED edges of shoes: Sobel
+    gradient magnitude of images (float32 [n, h, w, 1] in [-1, 1]), thresholded at `threshold`
+    times its maximum per image. Returns [n, h, w, 1]: +1 on edges, -1 elsewhere."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    gradients = tf.image.sobel_edges(images)                       # [n, h, w, 1, 2]
+    magnitude = tf.norm(gradients, axis=-1)                         # [n, h, w, 1]
+    peak = tf.reduce_max(magnitude, axis=[1, 2, 3], keepdims=True) + 1e-6
+    return tf.where(magnitude > threshold * peak, 1.0, -1.0)
+
+
+def add_noise(images, stddev=0.8, seed=None):
+    """Heavy Gaussian noise: images (float32 [n, h, w, c] in [-1, 1]) plus N(0, stddev) per pixel,
+    clipped back to [-1, 1]. seed: None, or a stateless pair as in mask_square."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    noise = (tf.random.normal(tf.shape(images)) if seed is None
+             else tf.random.stateless_normal(tf.shape(images), seed=seed))
+    return tf.clip_by_value(images + stddev * noise, -1.0, 1.0)
+
+
+def low_resolution(images, size=7):
+    """Super-resolution input: images (float32 [n, h, w, c] in [-1, 1]) averaged down to size x size
+    and scaled back up to h x w with bilinear interpolation: same shape, details lost."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    h, w = images.shape[1], images.shape[2]
+    small = tf.image.resize(images, (size, size), method="area")
+    return tf.image.resize(small, (h, w), method="bilinear")
+
+
+FASHION_EDGE_THRESHOLD = 0.25  # lower than for digits: keeps the inner lines of shoes and bags
+
+
+def make_src(task, target, seed=None, hole_sizes=HOLE_SIZES, sr_size=7):
+    """The input that `task` makes from target digits (float32 [n, 28, 28, 1] in [-1, 1]):
+    inpaint: a square hole set to 0.0 (mask_square); edges2digit: the edge map (edge_map);
+    denoise: heavy noise (add_noise); superres: an sr_size x sr_size copy upsampled (low_resolution);
+    edges2fashion: the edge map of a shoe or bag (Fashion-MNIST items, load_fashion).
+    seed: None for fresh randomness, or a stateless pair for repeatable inputs."""
+    if task == "inpaint":
+        return mask_square(target, *hole_sizes, seed=seed)[0]
+    if task == "edges2digit":
+        return edge_map(target)
+    if task == "edges2fashion":
+        return edge_map(target, FASHION_EDGE_THRESHOLD)
+    if task == "denoise":
+        return add_noise(target, seed=seed)
+    if task == "superres":
+        return low_resolution(target, sr_size)
+    raise ValueError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")

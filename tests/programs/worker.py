@@ -1,0 +1,26 @@
+"""One worker of a MultiWorkerMirroredStrategy cluster ($TF_CONFIG): exactly `python pix2pix.py
+ARGS`, plus a test hook that saves this worker's final weights into DUMP.npz:
+
+    python worker.py DUMP ARGS...
+"""
+import functools
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import cli  # noqa: E402
+import pix2pix  # noqa: E402
+
+DUMP = sys.argv[1]
+
+
+class DumpWeights(keras.callbacks.Callback):  # a test hook: every worker's final weights
+    def on_train_end(self, logs=None):
+        np.savez(DUMP, *self.model.generator.get_weights(), *self.model.discriminator.get_weights())
+
+
+pix2pix.train = functools.partial(pix2pix.train, callbacks=[DumpWeights()])  # cli looks it up when training
+cli.main(sys.argv[2:])

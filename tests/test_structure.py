@@ -1,0 +1,113 @@
+"""The shape of the house: no import cycles between the top-level modules, a command line that
+answers --help without TensorFlow, run-file names written in one place, and a current flag reference."""
+import ast
+import os
+
+import cli
+import config
+import pytest
+from conftest import ROOT, run_python
+
+MODULES = sorted(name[:-3] for name in os.listdir(ROOT) if name.endswith(".py"))
+
+
+def is_main_block(node):
+    """True for `if __name__ == "__main__":`, the script's part of a module, not the module's."""
+    test = getattr(node, "test", None)
+    return (isinstance(node, ast.If) and isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__")
+
+
+def imported_modules(tree):
+    """Top-level project modules that `tree` imports anywhere (in functions too), outside main blocks."""
+    found, todo = set(), [node for node in tree.body if not is_main_block(node)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module.split(".")[0])
+        todo += [child for child in ast.iter_child_nodes(node) if not is_main_block(child)]
+    return found & set(MODULES)
+
+
+def import_graph():
+    """{module: set of project modules it imports}, read from the source with ast."""
+    graph = {}
+    for name in MODULES:
+        with open(os.path.join(ROOT, name + ".py"), encoding="utf-8") as f:
+            graph[name] = imported_modules(ast.parse(f.read())) - {name}
+    return graph
+
+
+def find_cycle(graph):
+    """One import cycle as a list of modules [a, b, ..., a], or None."""
+    state = {}  # module -> "open" while on the path, "done" after
+
+    def visit(module, path):
+        state[module] = "open"
+        for other in sorted(graph[module]):
+            if state.get(other) == "open":
+                return path[path.index(other):] + [other]
+            if other not in state:
+                cycle = visit(other, path + [other])
+                if cycle:
+                    return cycle
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module, [module])
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_modules_import_each_other_without_a_cycle():
+    graph = import_graph()
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+    assert not any("cli" in imports for imports in graph.values())  # the command line sits on top
+    assert graph["config"] == set()                                  # the settings at the bottom
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, **{m: set() for m in MODULES}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), **{m: set() for m in MODULES}}) is None
+
+
+def test_pix2pix_hands_the_command_line_over_before_its_own_imports():
+    """Run as a script, pix2pix.py executes its main block first, which imports cli, which imports
+    pix2pix as a module: the model's code runs once, never as __main__ and then again."""
+    with open(os.path.join(ROOT, "pix2pix.py"), encoding="utf-8") as f:
+        body = ast.parse(f.read()).body
+    first_import = next(i for i, node in enumerate(body) if isinstance(node, (ast.Import, ast.ImportFrom)))
+    main = [i for i, node in enumerate(body) if is_main_block(node)]
+    assert main and main[0] < first_import and len(main) == 1
+    assert imported_modules(ast.Module(body=body[main[0]].body, type_ignores=[])) == {"cli"}
+
+
+@pytest.mark.parametrize("command", [[], ["predict"], ["evaluate"], ["ablation"]])
+def test_help_answers_without_importing_tensorflow(command):
+    result = run_python(["-X", "importtime", os.path.join(ROOT, "pix2pix.py"), *command, "--help"])
+    assert result.returncode == 0 and "usage: pix2pix.py" in result.stdout
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "argparse" in imported and not imported & {"tensorflow", "keras", "numpy"}
+
+
+def test_run_file_names_are_written_only_in_config():
+    names = set(vars(config.RunFiles("")).values()) - {""}
+    assert "pix2pix.weights.h5" in names and "generator.keras" in names
+    for module in MODULES:
+        if module == "config":
+            continue
+        with open(os.path.join(ROOT, module + ".py"), encoding="utf-8") as f:
+            constants = {node.value for node in ast.walk(ast.parse(f.read())) if isinstance(node, ast.Constant)}
+        assert not constants & names, f"{module}.py spells out {constants & names}: use config.RunFiles"
+
+
+def test_flag_reference_is_current():
+    with open(os.path.join(ROOT, "docs", "flags.md"), encoding="utf-8") as f:
+        written = f.read()
+    assert written == cli.flag_reference() + "\n", (
+        "docs/flags.md is out of date: python -c \"import cli; print(cli.flag_reference())\" > docs/flags.md")
