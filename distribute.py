@@ -9,11 +9,11 @@ Pieces:
     is_chief(strategy)              True in the one process that writes outputs
     mixed_precision(enabled)        context: Keras' mixed_float16 policy while the nets are built
     with_loss_scaling(optimizer)    the optimizer, loss-scaled when the nets compute in float16
-    apply_loss(opt, tape, loss, w)  one update that lowers `loss`: the one place that turns a loss
-                                    into applied gradients (replica and loss scaling included)
+    agree_on_finite(grads)          all replicas skip a loss-scaled step together, or none does
     adapt_to_strategy(model)        what a Pix2Pix built under strategy.scope() needs: synchronised
                                     BatchNorm and two workarounds for Keras 3.15 internals
-On one device with float32 these change nothing: apply_loss is tape.gradient + apply_gradients.
+pix2pix.apply_loss is the one place that turns a loss into applied gradients, replica and loss
+scaling included; on one device in float32 it is tape.gradient + apply_gradients.
 Nothing here runs at import.
 """
 import contextlib
@@ -127,26 +127,6 @@ def with_loss_scaling(optimizer):
     if keras.mixed_precision.global_policy().compute_dtype == "float16":
         return keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
-
-
-def apply_loss(optimizer, tape, loss, variables):
-    """One step of `optimizer` on `variables` down the gradient of `loss` (float32 scalar: the mean
-    over this replica's share of the batch) recorded on `tape`.
-
-    The gradient is that of loss / replicas * loss scale, injected at the top of the backward pass:
-    - / replicas: optimizer.apply_gradients all-reduces the replicas' gradients with a SUM
-      (keras TFOptimizer._all_reduce_sum_gradients), so the sum is the gradient of the mean over
-      the global batch. One device: replicas = 1.
-    - * loss scale: a LossScaleOptimizer (mixed precision) multiplies by its dynamic scale so that
-      float16 gradients do not underflow, and its apply_gradients divides by it again (skipping
-      the step if they are not finite: on every replica, or on none, see agree_on_finite).
-      Other optimizers' scale_loss returns its argument unchanged."""
-    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    factor = optimizer.scale_loss(tf.constant(1.0 / replicas, loss.dtype))
-    grads = tape.gradient(loss, variables, output_gradients=factor)
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        grads = agree_on_finite(grads)
-    optimizer.apply_gradients(zip(grads, variables))
 
 
 def agree_on_finite(grads):

@@ -26,18 +26,10 @@ import os
 import keras
 import tensorflow as tf
 
+import distribute
 from callbacks import Checkpoint, SaveGenerator, StopOnNonFinite, TrainingHealth
 from checkpoint import restore_checkpoint, start_state
 from config import LOSSES, RunFiles
-from distribute import (
-    adapt_to_strategy,
-    apply_loss,
-    is_chief,
-    make_strategy,
-    mixed_precision,
-    mixed_precision_possible,
-    with_loss_scaling,
-)
 from folder_ds import get_folder_ds
 from mnist_ds import IMG_SHAPE, get_ds, load_for_task
 from nets import patch_discriminator, unet
@@ -50,6 +42,26 @@ def bce_with_logits(label, logits):
     over every patch of every image; the label grid takes the logits' own shape."""
     labels = tf.fill(tf.shape(logits), label)
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def apply_loss(optimizer, tape, loss, variables):
+    """One step of `optimizer` on `variables` down the gradient of `loss` (float32 scalar: the mean
+    over this replica's share of the batch) recorded on `tape`. On one device, in float32, that is
+    tape.gradient and apply_gradients; for several replicas and mixed precision (distribute.py)
+    the gradient is that of loss / replicas * loss scale, injected at the top of the backward pass:
+    - / replicas: optimizer.apply_gradients all-reduces the replicas' gradients with a SUM
+      (keras TFOptimizer._all_reduce_sum_gradients), so the sum is the gradient of the mean over
+      the global batch. One device: replicas = 1.
+    - * loss scale: a LossScaleOptimizer (mixed precision) multiplies by its dynamic scale so that
+      float16 gradients do not underflow, and its apply_gradients divides by it again (skipping
+      the step if they are not finite: on every replica, or on none, see agree_on_finite).
+      Other optimizers' scale_loss returns its argument unchanged."""
+    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+    factor = optimizer.scale_loss(tf.constant(1.0 / replicas, loss.dtype))
+    grads = tape.gradient(loss, variables, output_gradients=factor)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        grads = distribute.agree_on_finite(grads)
+    optimizer.apply_gradients(zip(grads, variables))
 
 
 class Pix2Pix(keras.Model):
@@ -170,8 +182,8 @@ def build_model(cfg, img_shape=(28, 28, 1), target_channels=None):
                                                       n_layers=cfg.disc_layers or None,
                                                       conditional=cfg.loss.endswith("cgan")),
                     l1_weight=cfg.l1_weight, loss=cfg.loss)
-    adapt_to_strategy(model)
-    optimizers = [with_loss_scaling(keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta_1)) for _ in ("d", "g")]
+    distribute.adapt_to_strategy(model)
+    optimizers = [distribute.with_loss_scaling(keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta_1)) for _ in ("d", "g")]
     model.compile(d_optimizer=optimizers[0], g_optimizer=optimizers[1], jit_compile=cfg.jit)
     model.d_optimizer.build(model.discriminator.trainable_variables)  # now, under the caller's strategy
     model.g_optimizer.build(model.generator.trainable_variables)      # scope, not lazily inside a step
@@ -191,9 +203,9 @@ def train(cfg, callbacks=()):
     there. Extra Keras `callbacks` run after the library's. Returns the trained Pix2Pix model and
     the per-epoch history ({name: [value per epoch]}); the model is None if the run had finished.
     Under --strategy multiworker only worker 0 writes; the others only read a checkpoint to resume."""
-    strategy = make_strategy(cfg.strategy)  # first: TensorFlow must not have started yet
-    cfg = cfg.replace(mixed_precision=mixed_precision_possible(cfg.mixed_precision))  # saved as it runs
-    files, chief = RunFiles(cfg.out), is_chief(strategy)
+    strategy = distribute.make_strategy(cfg.strategy)  # first: TensorFlow must not have started yet
+    cfg = cfg.replace(mixed_precision=distribute.mixed_precision_possible(cfg.mixed_precision))  # saved as it runs
+    files, chief = RunFiles(cfg.out), distribute.is_chief(strategy)
     epoch, step, history = start_state(cfg, files.checkpoint)
     if epoch >= cfg.epochs:
         print(f"{cfg.out}: the run already finished its {epoch} epochs; nothing to do "
@@ -210,9 +222,8 @@ def train(cfg, callbacks=()):
         write_json(dataclasses.asdict(cfg), files.config)
     fit = dict(validation_data=data.val, verbose=cfg.verbose,
                callbacks=[*run_callbacks(cfg, files, data, history, step, chief), *callbacks])
-    if step:
-        epoch = finish_epoch(model, cfg, data, epoch, step, fit)
-        data = data._replace(train=open_data(cfg, epoch, verbose=False).train)
+    if step:  # resumed in the middle of an epoch
+        epoch, data = finish_epoch(model, cfg, data, epoch, step, fit)
     if epoch < cfg.epochs:
         model.fit(data.train, steps_per_epoch=data.steps, initial_epoch=epoch, epochs=cfg.epochs, **fit)
     return model, history
@@ -228,8 +239,7 @@ def set_up(cfg, strategy):
     if cfg.batch_size % replicas:
         default = " (the default for image folders)" if cfg.batch_size == 1 else ""
         raise ValueError(f"--batch-size {cfg.batch_size}{default} must be a multiple of the {replicas} replicas: "
-                         f"each gets an equal share; "
-                         f"pass --batch-size {replicas} or more")
+                         f"each gets an equal share; pass --batch-size {replicas} or more")
     if replicas > 1:
         print(f"--strategy {cfg.strategy}: {replicas} replicas, {cfg.batch_size // replicas} images each per step")
 
@@ -239,6 +249,9 @@ def open_data(cfg, first_epoch=0, skip_steps=0, verbose=True):
     the validation batches, steps per epoch, the input shape (h, w, c) and the target's channels.
     Every file is read or checked here, so bad data fails before anything is written."""
     stream = dict(seed=cfg.seed, first_epoch=first_epoch, skip_steps=skip_steps, verbose=verbose)
+    if cfg.task is None and not cfg.data:
+        raise ValueError("no --data: Config.paper() trains on a folder of image pairs, give its path "
+                         "(or use Config.mnist() for the MNIST tasks)")
     if cfg.task is None:  # a folder of image pairs
         train_ds, val_ds, steps, (src_channels, target_channels) = get_folder_ds(
             cfg.data, cfg.batch_size, cfg.val_size, cfg.direction, cfg.crop_size, cfg.load_size,
@@ -263,7 +276,7 @@ def make_out_folder(folder):
 def build_or_restore(cfg, data, strategy, checkpoint):
     """build_model for the run's data, with its variables on every replica of `strategy`; with
     cfg.resume, every weight, optimizer state and dropout RNG state restored from `checkpoint`."""
-    with strategy.scope(), mixed_precision(cfg.mixed_precision):
+    with strategy.scope(), distribute.mixed_precision(cfg.mixed_precision):
         model = build_model(cfg, data.img_shape, data.target_channels)
         if cfg.resume:
             restore_checkpoint(model, checkpoint)
@@ -290,8 +303,9 @@ def run_callbacks(cfg, files, data, history, step, chief):
 
 def finish_epoch(model, cfg, data, epoch, step, fit):
     """A run resumed in the middle of an epoch first runs that epoch's remaining steps (their logs
-    average the steps run now); returns the next epoch's index."""
+    average the steps run now). Returns the next epoch's index, and `data` with the training stream
+    from that epoch's start (fit restarts a dataset at every call)."""
     stop = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: setattr(model, "stop_training", True))
     model.fit(data.train, steps_per_epoch=data.steps - step, initial_epoch=epoch, epochs=cfg.epochs,  # "Epoch e/N"
               **{**fit, "callbacks": [*fit["callbacks"], stop]})
-    return epoch + 1
+    return epoch + 1, data._replace(train=open_data(cfg, epoch + 1, verbose=False).train)

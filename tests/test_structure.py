@@ -3,9 +3,10 @@ answers --help without TensorFlow, run-file names written in one place, and a cu
 import ast
 import os
 
+import pytest
+
 import cli
 import config
-import pytest
 from conftest import ROOT, run_python
 
 MODULES = sorted(name[:-3] for name in os.listdir(ROOT) if name.endswith(".py"))

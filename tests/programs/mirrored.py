@@ -14,7 +14,7 @@ import tensorflow as tf  # noqa: E402
 
 from config import Config  # noqa: E402
 from nets import patch_discriminator, unet  # noqa: E402
-from pix2pix import Pix2Pix, build_model  # noqa: E402
+from pix2pix import Pix2Pix, apply_loss, build_model  # noqa: E402
 
 
 def tiny():  # no dropout: its random masks cannot match between 1 and 2 devices
@@ -54,7 +54,7 @@ def lso_step(batch):
     def replica(b):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(b * w)
-        distribute.apply_loss(opt, tape, loss, [w])
+        apply_loss(opt, tape, loss, [w])
     strategy.run(replica, args=(batch,))
 for b in strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch)):
     lso_step(b)
