@@ -8,6 +8,8 @@ The lesson's task: a digit with a square hole goes in, the whole digit comes out
     python pix2pix.py --help               # every flag, and the other commands (cli.py)
 
 This file holds the model and its training, in reading order:
+    bce_with_logits        the GAN loss of a grid of patch logits against a real/fake label
+    apply_loss             the one place where a loss becomes a weight update
     Pix2Pix(keras.Model)   both nets, their two optimizers, train_step for model.fit
     build_model(cfg)       a compiled Pix2Pix with the nets and optimizers a Config describes
     train(cfg)             a whole run: data, model, callbacks, fit, every file written in cfg.out
