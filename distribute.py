@@ -48,7 +48,7 @@ def read_tf_config():
         raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable: "
                          '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
                          '"index": 0}} on the first machine, index 1 on the second '
-                         "(README: Several GPUs or machines)")
+                         "(docs/distributed.md)")
     try:
         config = json.loads(text)
         workers, task = config["cluster"]["worker"], config["task"]
