@@ -1,6 +1,7 @@
 """The library's Keras callbacks for a training run (the pictures' callbacks are in visual.py):
 checkpoints, the generator file, the NaN guard, and warnings when a GAN run goes wrong."""
 import math
+import time
 
 import keras
 import numpy as np
@@ -126,3 +127,37 @@ class TrainingHealth(keras.callbacks.Callback):
             self.warn("collapse", f"the generator's outputs barely depend on its input any more (spread "
                                   f"{spread(fake):.4f} against {spread(self.src):.4f} for the inputs). "
                                   f"Try a larger --lambda, or restart with another --seed.")
+
+
+class TimeEstimate(keras.callbacks.Callback):
+    """When the second epoch that a fit call runs begins, print how long the first took and about
+    when the remaining epochs will be done. The first step (tracing the graph) is left out of the
+    rate; each epoch has the same number of steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs_seen, self.first_step_done, self.took = 0, None, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.first_step_done = self.first_step_done or time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_seen += 1
+        if self.epochs_seen == 1 and self.params.get("steps", 0) > 1:
+            steps = self.params["steps"]
+            self.took = (time.time() - self.first_step_done) * steps / (steps - 1)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        left = self.params["epochs"] - epoch
+        if self.epochs_seen != 1 or self.took is None or left < 1:
+            return
+        finish = time.strftime("%H:%M", time.localtime(time.time() + left * self.took))
+        print(f"The first epoch took {duration(self.took)} once compiled; the remaining {left} epoch"
+              f"{'s' * (left > 1)} should take about {duration(left * self.took)} (done around {finish})")
+
+
+def duration(seconds):
+    """A duration for people: "45 s", "12 min", "3.5 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"

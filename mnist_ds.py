@@ -18,7 +18,7 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
-from batch_stream import epoch_batches_ds, fold_seed
+from batch_stream import epoch_batches_ds, epoch_steps, fold_seed
 from config import HOLE_SIZES
 from tasks import make_src
 
@@ -215,7 +215,7 @@ def split_train_val(images, val_size, seed=0):
 
 
 def task_ds(targets, batch_size, training=True, hole_sizes=HOLE_SIZES, seed=0, first_epoch=0, skip_steps=0,
-            task="inpaint"):
+            task="inpaint", max_epoch_steps=0):
     """tf.data of (src, target) batches: float32 [batch, h, w, c] in [-1, 1]; src is the task's
     input made from target (tasks.make_src): for "inpaint", target with a square hole.
 
@@ -224,7 +224,8 @@ def task_ds(targets, batch_size, training=True, hole_sizes=HOLE_SIZES, seed=0, f
     incomplete last batch is dropped, so every step has the same shape); train with
     fit(steps_per_epoch=n // batch_size). Epoch e is a permutation of the images drawn from
     (seed, e), and every batch gets fresh holes drawn from (seed, its global step): stateless, so a
-    run resumed at (first_epoch, skip_steps) sees exactly the batches it would have seen.
+    run resumed at (first_epoch, skip_steps) sees exactly the batches it would have seen. With
+    max_epoch_steps, an epoch is at most that many steps (batch_stream.epoch_batches_ds).
     Validation (training=False): one pass in order, with the same holes on every pass, so
     validation numbers compare across epochs.
     """
@@ -240,12 +241,12 @@ def task_ds(targets, batch_size, training=True, hole_sizes=HOLE_SIZES, seed=0, f
         target = tf.gather(images, indices)
         return make_src(task, target, fold_seed(seed, 2, step), hole_sizes), target
 
-    batches = epoch_batches_ds(n, batch_size, seed, first_epoch, skip_steps)
+    batches = epoch_batches_ds(n, batch_size, seed, first_epoch, skip_steps, max_epoch_steps)
     return batches.map(pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def get_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=HOLE_SIZES,
-           seed=0, images=None, first_epoch=0, skip_steps=0, task="inpaint", verbose=True):
+           seed=0, images=None, first_epoch=0, skip_steps=0, task="inpaint", verbose=True, max_epoch_steps=0):
     """Pipelines of an MNIST-sized task (inpainting by default): (train_ds, val_ds, steps_per_epoch);
     the datasets yield (src, target) float32 [b, 28, 28, 1]. train_ds is endless: pass
     steps_per_epoch to fit.
@@ -254,11 +255,13 @@ def get_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=HOLE_S
     validation split (val_size digits, chosen with `seed`) is held out before any training batch
     is made, so training never sees it. limit: use only the first `limit` training digits.
     first_epoch, skip_steps: where a resumed run starts in the stream of training batches.
+    max_epoch_steps: at most that many steps per epoch (0: one pass over the training digits).
     """
     if images is None:
         images, _ = load_mnist(path, verbose=verbose)
     train, val = split_train_val(to_unit_range(images), val_size, seed)
     if limit:
         train = train[:limit]
-    return (task_ds(train, batch_size, True, hole_sizes, seed, first_epoch, skip_steps, task),
-            task_ds(val, batch_size, False, hole_sizes, seed, task=task), len(train) // batch_size)
+    return (task_ds(train, batch_size, True, hole_sizes, seed, first_epoch, skip_steps, task, max_epoch_steps),
+            task_ds(val, batch_size, False, hole_sizes, seed, task=task),
+            epoch_steps(len(train), batch_size, max_epoch_steps))

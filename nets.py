@@ -21,9 +21,12 @@ def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, 
     Encoder: `depth` blocks C_k (4x4 conv stride 2, BatchNorm, LeakyReLU 0.2), k = filters, 2*filters,
     ... capped at max_filters: at 256x256 the paper's C64-C128-C256-C512-C512-C512-C512-C512. No
     BatchNorm on the first block nor on the innermost one, where a 1x1 map would be normalised to
-    zero. Decoder: mirror-image blocks (4x4 transposed conv stride 2, BatchNorm, ReLU), each followed
-    by a concatenation with the encoder block of the same size (the skip connections); the first
-    `dropout_blocks` use dropout (the paper's CD_k, its only noise source).
+    zero. No encoder conv has a bias, as in the paper's code (its U-Net with BatchNorm); a bias
+    before LeakyReLU also makes TensorFlow's graph optimizer (remapper) fail on the training step's
+    gradient and log an error. Decoder: mirror-image blocks (4x4 transposed conv stride 2,
+    BatchNorm, ReLU), each followed by a concatenation with the encoder block of the same size
+    (the skip connections); the first `dropout_blocks` use dropout (the paper's CD_k, its only
+    noise source).
     Depth follows the size: by default the deepest (at most 8) that reaches a 1x1 bottleneck, or as
     close as padding each side by at most `max_pad` allows. Sides are padded with -1 (background)
     to a multiple of 2**depth and cropped back at the end: 28x28 -> 32x32, depth 5; 256 -> depth 8.
@@ -44,7 +47,7 @@ def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, 
     normal = lambda mean=0.0: keras.initializers.RandomNormal(mean, 0.02)  # noqa: E731  the paper's init
 
     def down(x, k, norm):  # C_k: halves h and w
-        x = layers.Conv2D(k, 4, strides=2, padding="same", use_bias=not norm, kernel_initializer=normal())(x)
+        x = layers.Conv2D(k, 4, strides=2, padding="same", use_bias=False, kernel_initializer=normal())(x)
         x = layers.BatchNormalization(momentum=0.9, gamma_initializer=normal(1.0))(x) if norm else x
         return layers.LeakyReLU(0.2)(x)
 

@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 import distribute
-from callbacks import Checkpoint, SaveGenerator, StopOnNonFinite, TrainingHealth
+from callbacks import Checkpoint, SaveGenerator, StopOnNonFinite, TimeEstimate, TrainingHealth
 from checkpoint import restore_checkpoint, start_state
 from config import LOSSES, RunFiles
 from folder_ds import get_folder_ds
@@ -215,6 +215,8 @@ def train(cfg, callbacks=()):
         return None, history
     set_up(cfg, strategy)
     data = open_data(cfg, epoch, step)  # every file read or checked: bad data fails before any write
+    print(f"Plan: {cfg.epochs} epochs of {data.steps} steps = {cfg.epochs * data.steps:,} steps of "
+          f"{cfg.batch_size} image{'s' * (cfg.batch_size > 1)}")
     if chief:
         make_out_folder(cfg.out)
     print((f"Writing outputs to {os.path.abspath(cfg.out)}" if chief else "This worker writes no outputs, "
@@ -250,7 +252,8 @@ def open_data(cfg, first_epoch=0, skip_steps=0, verbose=True):
     """The run's pipelines as RunData: the endless training stream from (first_epoch, skip_steps),
     the validation batches, steps per epoch, the input shape (h, w, c) and the target's channels.
     Every file is read or checked here, so bad data fails before anything is written."""
-    stream = dict(seed=cfg.seed, first_epoch=first_epoch, skip_steps=skip_steps, verbose=verbose)
+    stream = dict(seed=cfg.seed, first_epoch=first_epoch, skip_steps=skip_steps, verbose=verbose,
+                  max_epoch_steps=cfg.max_epoch_steps)
     if cfg.task is None and not cfg.data:
         raise ValueError("no --data: Config.paper() trains on a folder of image pairs, give its path "
                          "(or use Config.mnist() for the MNIST tasks)")
@@ -290,17 +293,19 @@ def build_or_restore(cfg, data, strategy, checkpoint):
 
 def run_callbacks(cfg, files, data, history, step, chief):
     """The library's callbacks, in order: the NaN guard first (so nothing broken is saved), then
-    sample grids, curves, the generator file, the checkpoint, and the health warnings. `history`
+    sample grids, curves, the generator file, the checkpoint, the health warnings and the time
+    estimate. `history`
     (a resumed run's so far) grows in place; `step` is where the first epoch starts. Workers other
     than the chief only guard and keep the history in memory: they write nothing."""
     guard = StopOnNonFinite(data.steps, step_offset=step)  # every worker: they all stop at one step
     if not chief:
         return [guard, HistoryPlot(None, None, history)]
+    clock = [TimeEstimate()] if cfg.verbose else []
     src, target = next(iter(data.val))  # fixed validation inputs for the sample grids
     return [guard, SampleGrid(src[:8], target[:8], files.samples, gif_path=files.gif),
             HistoryPlot(files.losses, files.history, history), SaveGenerator(files.generator),
             Checkpoint(files.checkpoint, history, dataclasses.asdict(cfg), cfg.save_every, step_offset=step),
-            TrainingHealth(src)]
+            TrainingHealth(src), *clock]
 
 
 def finish_epoch(model, cfg, data, epoch, step, fit):

@@ -16,12 +16,11 @@ statistics are never changed.
 """
 import os
 
-import keras
 import numpy as np
 
 from config import INFERENCE_MODES, RunFiles
 from folder_ds import IMAGE_SUFFIXES, image_files, image_info, prepare, read_image
-from utils import check_images
+from utils import check_images, load_generator
 from visual import save_image, to_uint8
 
 CHUNK = 16  # images read and translated at a time
@@ -82,9 +81,10 @@ def output_paths(files, folder):
 def check_inputs(files, img_shape, load_size=286, pairs=False):
     """Read every file's header before anything is written: ValueError naming a file that is not
     an image, an odd-width one with `pairs`, or (for --load-size 0 runs) one smaller than the
-    generator's window. Prints a note when the files' shapes suggest --pairs is wrong."""
+    generator's window. Prints a note when the files' shapes suggest --pairs is wrong, and when
+    resizing will change their aspect ratio."""
     height, width, _ = img_shape
-    double_wide = []
+    double_wide, reshaped = [], []
     for path in files:
         file_width, file_height, _ = image_info(path)
         if pairs and file_width % 2:
@@ -93,12 +93,41 @@ def check_inputs(files, img_shape, load_size=286, pairs=False):
             raise ValueError(f"{path} is {file_width}x{file_height}, smaller than the generator's "
                              f"{width}x{height} window (the run used --load-size 0: crop, no resize)")
         double_wide.append(file_width == 2 * file_height)
+        input_width = file_width // (2 if pairs else 1)
+        if load_size and abs(input_width * height - file_height * width) > 0.01 * file_height * width:
+            reshaped.append(f"{path} ({input_width}x{file_height})")
+    if reshaped:
+        print(f"note: {reshaped[0]}{f' and {len(reshaped) - 1} more' if len(reshaped) > 1 else ''} will be "
+              f"resized to the generator's {width}x{height}, which changes the aspect ratio; crop them to "
+              f"{width}:{height} first to keep their proportions")
     if pairs and not all(double_wide):
         print(f"note: with --pairs each image is cut in two halves, but {files[double_wide.index(False)]} is "
               f"not twice as wide as high; drop --pairs if the inputs are single images")
     if not pairs and all(double_wide) and height == width:
         print(f"note: the inputs are twice as wide as high, like A|B pairs; add --pairs to translate one "
               f"half, as the run trained on (now each whole image is resized to {width}x{height})")
+
+
+def unusual_inputs(src, task, hole_min=10):
+    """Notes on inputs (float32 [n, h, w, c] in [-1, 1]) that an MNIST-task generator will not read
+    as its training inputs: {kind: [indices]} for "dark_on_light" (more light than dark pixels,
+    where MNIST has white strokes on black) and, for inpainting, "no_hole" (fewer mid-grey pixels,
+    |v| < 0.02, than the smallest training hole)."""
+    found = {"dark_on_light": [], "no_hole": []}
+    if task is None:  # a folder run: any picture goes
+        return found
+    for i, image in enumerate(np.asarray(src)):
+        if image.mean() > 0:
+            found["dark_on_light"].append(i)
+        if task == "inpaint" and np.sum(np.abs(image[..., 0]) < 0.02) < hole_min ** 2:
+            found["no_hole"].append(i)
+    return found
+
+
+UNUSUAL = {"dark_on_light": "is dark on light, but the model learned white strokes on black: invert it "
+                            "(255 - pixel) first",
+           "no_hole": "has no mid-grey hole: an inpainting model fills the pixels set to grey 128 (0.0), "
+                      "paint the hole in that grey, not black or white"}
 
 
 def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB"):
@@ -128,10 +157,7 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False):
         raise ValueError(f"--output {output_folder} is a file; give a folder for the PNGs")
     files = input_files(input_path)
     outputs = output_paths(files, output_folder)
-    try:
-        generator = keras.models.load_model(model_path, compile=False)
-    except Exception as e:  # Keras raises many kinds for a file that is not a model
-        raise ValueError(f"{model_path}: cannot load a Keras model ({e})") from e
+    generator = load_generator(model_path)
     settings = run.settings()
     if not settings:
         print(f"note: no config.json beside {model_path}: assuming the defaults (--direction AtoB, images "
@@ -149,10 +175,17 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False):
     print(f"Translating {len(files)} image(s) to {img_shape[0]}x{img_shape[1]} with {model_path} "
           f"({mode} mode: {'dropout on, batch statistics' if mode == 'paper' else 'no dropout, moving averages'})")
     os.makedirs(output_folder, exist_ok=True)
+    unusual = {kind: [] for kind in UNUSUAL}
     for start in range(0, len(files), chunk_size):
         chunk = slice(start, start + chunk_size)
         src = load_inputs(files[chunk], img_shape, load_size, pairs, settings.get("direction", "AtoB"))
+        for kind, indices in unusual_inputs(src, settings.get("task"), settings.get("hole_min", 10)).items():
+            unusual[kind] += [files[start + i] for i in indices]
         for image, path in zip(to_uint8(translate(generator, src, batch_size, mode)), outputs[chunk]):
             save_image(image, path)
+    for kind, names in unusual.items():
+        if names:
+            more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+            print(f"note: {names[0]}{more} {UNUSUAL[kind]}")
     print(f"Wrote {len(outputs)} PNG(s) into {output_folder}")
     return outputs

@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import tempfile
+import zipfile
 
 import keras
 import numpy as np
@@ -77,3 +78,29 @@ def check_images(images, name="images", img_shape=None):
     if not (-1.0 - 1e-3 <= low and high <= 1.0 + 1e-3):  # NaN fails too
         raise ValueError(f"{name} must lie in [-1, 1], got values from {low} to {high}")
     return array.astype(np.float32)
+
+
+def load_generator(path):
+    """keras.models.load_model(path, compile=False) for a saved generator (a .keras file), or an
+    error in one line that names the file and says what it is instead: missing, empty, an HDF5
+    checkpoint, text, or a damaged zip."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--model {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(512)
+    what = None
+    if not head:
+        what = "an empty file"
+    elif head.startswith(b"\x89HDF"):
+        what = "an HDF5 file (a checkpoint such as pix2pix.weights.h5?); use the generator.keras of the same run"
+    elif not zipfile.is_zipfile(path):
+        printable = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+        what = "a text file" if printable else "not a zip archive, or a damaged or truncated one"
+    if what:
+        raise ValueError(f"{path} is not a saved Keras model (.keras, a zip archive): it is {what}")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many kinds, with long messages
+        first_line = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{path} is a zip archive but not a loadable Keras model ({type(e).__name__}: "
+                         f"{first_line})") from e

@@ -10,17 +10,19 @@ from conftest import ENV, ROOT, RUN_FILES, program, run_cli, run_python
 
 @pytest.fixture(scope="module")
 def short_run(mnist_npz, tmp_path_factory):
-    """Two short epochs of the real CLI on 64 digits with small nets; returns its output folder."""
+    """Two short epochs of the real CLI on 64 digits with small nets, with TensorFlow's log level
+    left to the CLI, as a user runs it; returns its output folder, stdout and stderr."""
     out = tmp_path_factory.mktemp("run") / "out"
-    result = run_cli(["--data", mnist_npz, "--out", str(out), "--epochs", "2", "--limit", "64", "--batch-size", "32",
+    user_env = {k: v for k, v in ENV.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = run_cli(["--data", mnist_npz, "--out", str(out), "--epochs", "2", "--limit", "64", "--batch-size", "16",
                       "--val-size", "16", "--gen-filters", "8", "--gen-max-filters", "16", "--disc-filters", "8",
-                      "--verbose", "1"])
+                      "--verbose", "1"], env=user_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    return out, result.stdout
+    return out, result.stdout, result.stderr
 
 
 def test_cli_writes_every_output(short_run):
-    out, stdout = short_run
+    out, stdout, _ = short_run
     assert f"Writing outputs to {out}" in stdout
     assert "Epoch 2/2" in stdout and "d_loss" in stdout and "val_l1" in stdout  # Keras' progress bar
     for name in RUN_FILES:
@@ -34,7 +36,7 @@ def test_cli_writes_every_output(short_run):
 
 def test_sample_grid_and_gif_content(short_run):
     from PIL import Image
-    out, _ = short_run
+    out, _, _ = short_run
     grid = Image.open(out / "samples" / "epoch_002.png")
     assert grid.width > 3 * 2 * 28 * 4 and grid.height > 4 * 28 * 4  # 8 triples, 2 to a row, 4x
     gif = Image.open(out / "samples.gif")
@@ -43,7 +45,7 @@ def test_sample_grid_and_gif_content(short_run):
 
 def test_generator_loads_in_a_fresh_process(short_run, tmp_path):
     """Plain keras.models.load_model, in a process that never imports this project."""
-    out, _ = short_run
+    out, _, _ = short_run
     result = run_python([program("load_generator.py"), str(out / "generator.keras"), "28", "28", "1"], cwd=tmp_path,
                         env={**ENV, "PYTHONPATH": ""}, timeout=120)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
@@ -56,7 +58,16 @@ def test_help_explains_every_flag():
         assert flag in result.stdout
 
 
+def test_a_run_says_its_plan_and_time_and_prints_no_error_lines(short_run):
+    _, stdout, stderr = short_run
+    assert "Plan: 2 epochs of 4 steps = 8 steps of 16 images" in stdout
+    assert "the remaining 1 epoch should take about" in stdout
+    assert "E0000" not in stderr and "remapper" not in stderr, stderr  # cuInit, grappler's remapper
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--epoch", "3"], "unrecognized arguments: --epoch"),  # no abbreviations: a typo is no flag
+    (["--max-epoch-steps", "-1"], "--max-epoch-steps must be >= 0"),
     (["--epochs", "-1"], "--epochs must be at least 1"),
     (["--lambda", "-5"], "--lambda must be >= 0"),
     (["--hole-max", "40"], "--hole-max <= 28"),

@@ -157,3 +157,11 @@ def test_classifier_features(classifier, digits):
     hidden = keras.layers.Dense(128, activation="relu")(keras.layers.Flatten()(images))
     old = keras.Model(images, keras.layers.Dense(10)(hidden))
     assert evaluate.classifier_features(old, real).shape == (50, 128)
+
+
+def test_the_judge_cache_is_keyed_by_its_training_set(digits):
+    first, other = digits[0][:100], digits[0][100:300]
+    assert evaluate.classifier_cache_path(first) == evaluate.classifier_cache_path(first.copy())
+    assert evaluate.classifier_cache_path(first) != evaluate.classifier_cache_path(other)
+    assert "-100-" in evaluate.classifier_cache_path(first) and "-200-" in evaluate.classifier_cache_path(other)
+    assert evaluate.classifier_cache_path(first, fashion=True) != evaluate.classifier_cache_path(first)

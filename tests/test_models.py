@@ -49,7 +49,7 @@ def test_unet_256_is_the_papers():
     generator = unet((256, 256, 3))
     convs = [layer for layer in generator.layers if type(layer) is layers.Conv2D]
     assert [c.filters for c in convs] == [64, 128, 256, 512, 512, 512, 512, 512]
-    assert convs[0].use_bias and convs[-1].use_bias       # no BatchNorm on first and innermost
+    assert not any(c.use_bias for c in convs)             # no bias in the encoder, as the paper's code
     assert sum(isinstance(layer, layers.BatchNormalization) for layer in generator.layers) == 6 + 7
     dropouts = [layer for layer in generator.layers if isinstance(layer, layers.Dropout)]
     assert len(dropouts) == 3 and all(d.rate == 0.5 for d in dropouts)
@@ -188,3 +188,14 @@ def test_gan_variants_use_an_unconditional_discriminator():
                 discriminator=patch_discriminator((16, 16, 1), filters=4, conditional=False), loss="cgan")
     with pytest.raises(ValueError, match="loss must be one of"):
         Pix2Pix(img_shape=(16, 16, 1), loss="l2")
+
+
+def test_presets_say_which_defaults_and_scale_the_unet_to_small_crops():
+    from config import Config
+    assert Config() == Config.paper() and Config.paper().gen_max_filters == 512 and Config.paper().l1_weight == 100
+    assert Config.paper(crop_size=64).gen_max_filters == 128 and Config.paper(crop_size=16).gen_max_filters == 64
+    assert Config.paper(crop_size=64, gen_max_filters=512).gen_max_filters == 512   # a flag wins
+    lesson = Config.mnist()
+    assert (lesson.task, lesson.epochs, lesson.max_epoch_steps, lesson.batch_size, lesson.l1_weight) == (
+        "inpaint", 15, 70, 64, 1000.0)
+    assert Pix2Pix(img_shape=(16, 16, 1)).l1_weight == Config().l1_weight  # Pix2Pix() uses the paper's
