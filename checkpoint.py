@@ -67,17 +67,18 @@ RESUME_MUST_MATCH = ("task", "max_epoch_steps", "batch_size", "loss", "l1_weight
 
 def start_state(cfg, checkpoint):
     """Where training starts: (epoch, step, history) from `checkpoint` for cfg.resume, else zeros.
-    Raises ValueError for a resume without a checkpoint or with other settings, and for a fresh
-    run into a folder that holds another run's checkpoint (unless cfg.overwrite)."""
+    With cfg.resume and no checkpoint yet, the run starts from the beginning (with a note), as
+    Keras' BackupAndRestore does. Raises ValueError for a resume with other settings, and for a
+    fresh run into a folder that holds another run's checkpoint (unless cfg.overwrite)."""
     progress = read_progress(checkpoint)
     if not cfg.resume:
         if progress and not cfg.overwrite:
             raise ValueError(f"{cfg.out} holds another run's checkpoint (epochs done: {progress['epoch']}); "
                              f"add --resume to continue it, --overwrite to replace it, or choose another --out")
         return 0, 0, {}
-    if progress is None:
-        raise ValueError(f"--resume: no checkpoint in {cfg.out} ({os.path.basename(checkpoint)} is missing); "
-                         f"start without --resume")
+    if progress is None:  # killed before its first save: --resume may stand in every command of a job
+        print(f"--resume: no checkpoint in {cfg.out} yet; starting the run from the beginning")
+        return 0, 0, {}
     saved = {k: progress["config"].get(k, getattr(Config(), k)) for k in RESUME_MUST_MATCH}
     changed = [f"{flag(k)} {saved[k]} -> {getattr(cfg, k)}" for k in RESUME_MUST_MATCH if saved[k] != getattr(cfg, k)]
     if changed:

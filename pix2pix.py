@@ -220,8 +220,8 @@ def train(cfg, callbacks=()):
     if chief:
         make_out_folder(cfg.out)
     print((f"Writing outputs to {os.path.abspath(cfg.out)}" if chief else "This worker writes no outputs, "
-           "worker 0 does") + (f" (resuming at epoch {epoch + 1}, step {step})" if cfg.resume else ""))
-    model = build_or_restore(cfg, data, strategy, files.checkpoint)
+           "worker 0 does") + (f" (resuming at epoch {epoch + 1}, step {step})" if epoch or step else ""))
+    model = build_or_restore(cfg, data, strategy, files.checkpoint if epoch or step else None)
     if chief:
         write_json(dataclasses.asdict(cfg), files.config)
     fit = dict(validation_data=data.val, verbose=cfg.verbose,
@@ -280,10 +280,11 @@ def make_out_folder(folder):
 
 def build_or_restore(cfg, data, strategy, checkpoint):
     """build_model for the run's data, with its variables on every replica of `strategy`; with
-    cfg.resume, every weight, optimizer state and dropout RNG state restored from `checkpoint`."""
+    a `checkpoint` path (a resumed run), every weight, optimizer state and dropout RNG state restored
+    from it."""
     with strategy.scope(), distribute.mixed_precision(cfg.mixed_precision):
         model = build_model(cfg, data.img_shape, data.target_channels)
-        if cfg.resume:
+        if checkpoint:
             restore_checkpoint(model, checkpoint)
     if cfg.summary:
         model.generator.summary()

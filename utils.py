@@ -4,6 +4,7 @@ Every file is written to a temporary name in the same folder and renamed into pl
 killed in the middle of a save leaves the previous file whole.
 """
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -28,11 +29,17 @@ def remove_partial_files(folder):
         os.remove(path)
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over the file-size limit
+
+
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path` (same suffix); on success rename it to `path`.
+    """Yield a temporary path beside `path` (same suffix) to write to; when the body is done, make
+    it `path` durably: the file is flushed to disk, renamed over `path`, and the folder flushed,
+    so a crash or power cut leaves the old file or the new one, whole.
 
-    If the body raises, the temporary file is removed and `path` keeps its old content.
+    If the body raises, the temporary file is removed and `path` keeps its old content. A full
+    disk (or quota, or file-size limit) becomes an OSError in one line naming the folder.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -44,10 +51,44 @@ def atomic_path(path):
     os.remove(tmp)  # writers such as h5py want to create the file themselves
     try:
         yield tmp
+        flush_to_disk(tmp)
         os.replace(tmp, path)
+        flush_to_disk(folder)
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        old = f" (its last version took {os.path.getsize(path) / 2 ** 20:.1f} MB)" if os.path.exists(path) else ""
+        raise OSError(f"the disk is full: no room to write {name}{old} into {folder}; the files saved before "
+                      f"are whole. Free some space, or choose another --out, and run again") from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def flush_to_disk(path):
+    """os.fsync a file, or a folder (its entries: a rename in it), where the system allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # a folder cannot be opened on some systems (Windows): nothing to flush there
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            raise
+    finally:
+        os.close(fd)
+
+
+def is_disk_full(error):
+    """True if `error`, or an error it was raised from, says the disk is full (libraries such as
+    h5py and Keras wrap the OSError, and some keep only its message)."""
+    while error is not None:
+        if getattr(error, "errno", None) in DISK_FULL or any(
+                text in str(error) for text in ("No space left", "Disk quota exceeded", "File too large")):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def write_json(obj, path):

@@ -107,8 +107,10 @@ def test_sigkill_at_any_moment_then_resume_finishes(mnist_npz, tmp_path, delay):
 
 
 def test_resume_refusals(uninterrupted, mnist_npz, tmp_path):
-    nothing = run_cli(args(tmp_path / "empty", "--resume", data=mnist_npz))
-    assert nothing.returncode == 1 and "--resume: no checkpoint" in nothing.stderr
+    nothing = run_cli(args(tmp_path / "empty", "--resume", "--epochs", "1", data=mnist_npz))  # no save yet
+    assert nothing.returncode == 0 and "--resume: no checkpoint in" in nothing.stdout, nothing.stderr
+    assert "starting the run from the beginning" in nothing.stdout
+    assert read_progress(str(tmp_path / "empty" / "pix2pix.weights.h5"))["epoch"] == 1
     before = digest(uninterrupted)
     fresh = run_cli(args(uninterrupted, "--epochs", "3", data=mnist_npz))
     assert fresh.returncode == 1 and "holds another run's checkpoint" in fresh.stderr
@@ -234,3 +236,32 @@ def test_batch_larger_than_data_and_unwritable_out(mnist_npz, tmp_path):
     unwritable = run_cli(args(tmp_path / "file" / "sub", data=mnist_npz))
     assert unwritable.returncode == 1 and "cannot write into --out" in unwritable.stderr
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_loses_nothing(mnist_npz, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli(args(out, "--epochs", "1", data=mnist_npz)).returncode == 0
+    kept = {name: digest(out)[name] for name in ("generator.keras", "pix2pix.weights.h5", "samples/epoch_001.png")}
+    limit = os.path.getsize(out / "generator.keras") // 2  # small files fit, the generator does not
+    full = run_python([program("full_disk.py"), str(limit), *args(out, "--epochs", "2", "--resume", data=mnist_npz)])
+    assert full.returncode == 1, full.stderr
+    message = full.stderr.strip().splitlines()[-1]
+    assert message.startswith("pix2pix.py: error: the disk is full: no room to write") and str(out) in message
+    assert {name: digest(out)[name] for name in kept} == kept            # nothing saved before is lost
+    assert not [p for p in out.rglob(".*")], "partial files left behind"
+    keras.models.load_model(out / "generator.keras", compile=False)
+    assert read_progress(str(out / "pix2pix.weights.h5"))["epoch"] == 1
+    again = run_cli(args(out, "--epochs", "2", "--resume", data=mnist_npz))  # space again: it carries on
+    assert again.returncode == 0 and read_progress(str(out / "pix2pix.weights.h5"))["epoch"] == 2
+
+
+def test_atomic_path_turns_a_full_disk_into_one_line_and_keeps_the_old_file(tmp_path):
+    import errno
+    path = tmp_path / "history.json"
+    path.write_text("old")
+    with pytest.raises(OSError, match="the disk is full: no room to write history.json") as error:
+        with utils.atomic_path(str(path)) as tmp:
+            open(tmp, "w").close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert "\n" not in str(error.value) and path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
