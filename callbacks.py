@@ -1,6 +1,10 @@
 """The library's Keras callbacks for a training run (the pictures' callbacks are in visual.py):
 checkpoints, the generator file, the NaN guard, and warnings when a GAN run goes wrong."""
+import contextlib
 import math
+import os
+import signal
+import threading
 import time
 
 import keras
@@ -47,8 +51,9 @@ class Checkpoint(StepCallback):
     per-epoch logs so far (a dict shared with HistoryPlot), "config": `config`}.
     """
 
-    def __init__(self, path, history, config, every_steps=0, step_offset=0):
+    def __init__(self, path, history, config, every_steps=0, step_offset=0, previous=None):
         super().__init__(step_offset)
+        self.previous = previous  # where the checkpoint before is kept
         self.path, self.history, self.config, self.every_steps = path, history, config, every_steps
 
     def on_train_batch_end(self, batch, logs=None):
@@ -63,7 +68,7 @@ class Checkpoint(StepCallback):
 
     def save(self, epoch, step):
         save_checkpoint(self.model, self.path, {"epoch": epoch, "step": step, "history": self.history,
-                                                "config": self.config})
+                                                "config": self.config}, previous=self.previous)
 
 
 class StopOnNonFinite(StepCallback):
@@ -161,3 +166,57 @@ def duration(seconds):
     if seconds < 90:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal (SIGTERM, SIGINT) after saving a checkpoint: `epoch` epochs
+    and `step` steps of the next one done."""
+
+    def __init__(self, signum, epoch, step):
+        super().__init__(f"stopped by {signal.Signals(signum).name} after {epoch} epochs and {step} steps")
+        self.signum, self.epoch, self.step = signum, epoch, step
+
+
+class StopOnSignal(StepCallback):
+    """Once `request_stop` has been called (by a signal: see handling_signals), finish the current
+    step, save a checkpoint at it with `checkpoint` (a Checkpoint callback, which must run before
+    this one; the epoch's last step is saved by its on_epoch_end) and raise Interrupted. A second
+    request exits at once, with status 128 + the signal's number."""
+
+    def __init__(self, checkpoint, step_offset=0):
+        super().__init__(step_offset)
+        self.checkpoint, self.signum = checkpoint, None
+
+    def request_stop(self, signum, frame=None):
+        if self.signum is not None:  # asked twice: no more waiting
+            os._exit(128 + signum)
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step, with a checkpoint "
+              f"(again to quit at once)", flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step(batch)
+        if self.signum is not None and batch + 1 < self.params["steps"]:
+            self.checkpoint.save(self.epoch, step)
+            raise Interrupted(self.signum, self.epoch, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.signum is not None:  # the Checkpoint callback saved (epoch + 1, 0) just before
+            raise Interrupted(self.signum, epoch + 1, 0)
+
+
+@contextlib.contextmanager
+def handling_signals(callbacks):
+    """Inside the block, SIGTERM and SIGINT go to the StopOnSignal among `callbacks` (if any; in
+    the main thread only, where Python delivers signals); the previous handlers come back after."""
+    stopper = next((c for c in callbacks if isinstance(c, StopOnSignal)), None)
+    if stopper is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, stopper.request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,16 +1,19 @@
-"""Checkpoints: one file holds everything needed to resume (both nets, both optimizers' states,
-the dropout RNG states, and how far training got), so one atomic rename makes a save safe.
-
-`start_state` decides where a run starts: at zero, or, for --resume, where its checkpoint says,
-refusing a checkpoint saved with other settings.
+"""What lets a run stop and continue safely. Checkpoints: one file holds everything needed to
+resume (both nets, both optimizers' states, the dropout RNG states, and how far training got), so
+one atomic rename makes a save safe; the one before is kept. `resume_point` and `start_state`
+decide where a run starts: at zero, or, for --resume, where its checkpoint says, refusing a
+checkpoint saved with other settings. `claim_out_folder` keeps two runs out of one folder.
 """
+import contextlib
+import datetime
 import json
 import os
+import socket
 
 import h5py
 
 from config import Config, flag
-from utils import atomic_path
+from utils import atomic_path, remove_partial_files
 
 
 def seed_generators(model):
@@ -21,11 +24,12 @@ def seed_generators(model):
             if hasattr(layer, "seed_generator")}
 
 
-def save_checkpoint(model, path, progress):
+def save_checkpoint(model, path, progress, previous=None):
     """Save all weights of `model` (both nets and both optimizers' states), the dropout RNG
-    states and `progress` (a JSON-able dict: epoch, step, history, config) in one .weights.h5."""
+    states and `progress` (a JSON-able dict: epoch, step, history, config) in one .weights.h5.
+    previous: where the checkpoint it replaces is kept (RunFiles.previous_checkpoint)."""
     rng = {name: [int(v) for v in gen.state.numpy()] for name, gen in seed_generators(model).items()}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_previous=previous) as tmp:
         model.save_weights(tmp)
         with h5py.File(tmp, "a") as f:
             f.attrs["pix2pix_progress"] = json.dumps({**progress, "rng": rng})
@@ -39,7 +43,13 @@ def read_progress(path):
         with h5py.File(path, "r") as f:
             return json.loads(f.attrs["pix2pix_progress"])
     except (OSError, KeyError, ValueError) as e:
-        raise ValueError(f"{path}: not a pix2pix checkpoint or unreadable ({e})") from e
+        size = os.path.getsize(path)
+        raise UnreadableCheckpoint(f"{path} ({size:,} bytes) is not a readable pix2pix checkpoint "
+                                   f"({type(e).__name__}: {str(e)[:120]})") from e
+
+
+class UnreadableCheckpoint(ValueError):
+    """A checkpoint file that cannot be read: truncated, empty, or not a checkpoint."""
 
 
 def restore_checkpoint(model, path):
@@ -65,6 +75,21 @@ RESUME_MUST_MATCH = ("task", "max_epoch_steps", "batch_size", "loss", "l1_weight
                      "hole_min", "hole_max", "direction", "load_size", "crop_size", "no_flip", "mixed_precision")
 
 
+def resume_point(cfg, files):
+    """start_state for the run in `files` (config.RunFiles): (epoch, step, history, the checkpoint
+    to restore or None). With cfg.resume, a checkpoint that cannot be read (truncated, empty, not
+    a checkpoint) gives way to the previous one, with a note."""
+    try:
+        epoch, step, history = start_state(cfg, files.checkpoint)
+        return epoch, step, history, files.checkpoint if epoch or step else None
+    except UnreadableCheckpoint as e:
+        if not (cfg.resume and os.path.exists(files.previous_checkpoint)):
+            raise
+        print(f"note: {e}; resuming from the previous checkpoint, {files.previous_checkpoint}")
+        epoch, step, history = start_state(cfg, files.previous_checkpoint)
+        return epoch, step, history, files.previous_checkpoint
+
+
 def start_state(cfg, checkpoint):
     """Where training starts: (epoch, step, history) from `checkpoint` for cfg.resume, else zeros.
     With cfg.resume and no checkpoint yet, the run starts from the beginning (with a note), as
@@ -84,3 +109,61 @@ def start_state(cfg, checkpoint):
     if changed:
         raise ValueError(f"--resume needs the settings of the saved run; changed: {', '.join(changed)}")
     return progress["epoch"], progress["step"], progress["history"]
+
+
+@contextlib.contextmanager
+def claim_out_folder(folder, lock_path):
+    """Inside the block, this process alone writes into `folder` (made if missing): it holds
+    `lock_path`, a file naming its process, host and start time. A lock held by a live process
+    is refused (RuntimeError naming it); one left by a process that no longer runs is taken over,
+    with a note. Partial files of saves killed half-way are removed once the lock is held."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot write into --out {folder}: {e.strerror}") from e
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            holder = read_lock(lock_path)
+            if holder and holder_is_alive(holder):
+                raise RuntimeError(f"{folder} is in use by another run: process {holder['pid']} on "
+                                   f"{holder['host']}, started {holder['started']}; wait for it to end, or "
+                                   f"choose another --out") from None
+            print(f"note: taking over {lock_path}, left by a run that no longer runs "
+                  f"({'process ' + str(holder['pid']) + ', started ' + holder['started'] if holder else 'unreadable'})")
+            os.remove(lock_path)
+    with os.fdopen(fd, "w") as f:
+        json.dump(me, f)
+    remove_partial_files(folder)
+    try:
+        yield
+    finally:
+        if (read_lock(lock_path) or {}).get("pid") == me["pid"]:
+            os.remove(lock_path)
+
+
+def read_lock(path):
+    """The {pid, host, started} in a lock file, or None if it is gone or unreadable."""
+    try:
+        with open(path) as f:
+            holder = json.load(f)
+        return holder if {"pid", "host", "started"} <= set(holder) else None
+    except (OSError, ValueError):
+        return None
+
+
+def holder_is_alive(holder):
+    """True if the lock's process runs (on this host; on another host, assume it does)."""
+    if holder["host"] != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True

@@ -12,6 +12,7 @@ imports TensorFlow only after the flags are read, so `--help` and usage errors a
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
 
 from config import DIRECTIONS, INFERENCE_MODES, LOSSES, STRATEGIES, TASKS, Config, RunFiles, flag
@@ -226,10 +227,16 @@ def fail_in_one_line(command):
 
 
 @fail_in_one_line("")
-def run_training(cfg):
+def run_training(cfg, argv=()):
+    from callbacks import Interrupted
     from distribute import is_chief
     from pix2pix import train
-    model, history = train(cfg)
+    try:
+        model, history = train(cfg)
+    except Interrupted as stop:  # SIGTERM or Ctrl-C: a checkpoint was saved at the step
+        again = shlex.join(["python", "pix2pix.py", *argv, *([] if "--resume" in argv else ["--resume"])])
+        print(f"{stop}; checkpoint saved in {cfg.out}. To continue: {again}", flush=True)
+        sys.exit(128 + stop.signum)  # 143 for SIGTERM, 130 for SIGINT, as the shell reports them
     if model is not None and is_chief(model.distribute_strategy):
         files = RunFiles(cfg.out)
         val_l1 = history.get("val_l1", [float("nan")])[-1]
@@ -285,7 +292,7 @@ def main(argv=None):
         defaults = {"epochs": 5, "out": os.path.join("runs", "ablation")}
         cfg = parse_args(training_flags, prog="pix2pix.py ablation", defaults=defaults)
         return run_ablation(cfg, args)
-    return run_training(parse_args(rest))
+    return run_training(parse_args(rest), rest)
 
 
 def flag_reference():

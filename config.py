@@ -97,6 +97,8 @@ class RunFiles:
     def __init__(self, folder):
         self.folder = folder
         self.checkpoint = os.path.join(folder, "pix2pix.weights.h5")  # everything --resume needs
+        self.previous_checkpoint = os.path.join(folder, "pix2pix.prev.weights.h5")  # the save before
+        self.lock = os.path.join(folder, "pix2pix.lock")             # held by the run writing here
         self.generator = os.path.join(folder, "generator.keras")   # the generator alone, plain Keras
         self.config = os.path.join(folder, "config.json")          # every setting of the run
         self.history = os.path.join(folder, "history.json")        # per-epoch logs

@@ -22,6 +22,7 @@ if __name__ == "__main__":  # `python pix2pix.py ...` runs the command line, whi
     sys.exit(main())
 
 import collections
+import contextlib
 import dataclasses
 import os
 
@@ -29,13 +30,21 @@ import keras
 import tensorflow as tf
 
 import distribute
-from callbacks import Checkpoint, SaveGenerator, StopOnNonFinite, TimeEstimate, TrainingHealth
-from checkpoint import restore_checkpoint, start_state
+from callbacks import (
+    Checkpoint,
+    SaveGenerator,
+    StopOnNonFinite,
+    StopOnSignal,
+    TimeEstimate,
+    TrainingHealth,
+    handling_signals,
+)
+from checkpoint import claim_out_folder, restore_checkpoint, resume_point
 from config import LOSSES, RunFiles
 from folder_ds import get_folder_ds
 from mnist_ds import IMG_SHAPE, get_ds, load_for_task
 from nets import patch_discriminator, unet
-from utils import check_images, remove_partial_files, set_seed, write_json
+from utils import check_images, set_seed, write_json
 from visual import HistoryPlot, SampleGrid
 
 
@@ -208,7 +217,7 @@ def train(cfg, callbacks=()):
     strategy = distribute.make_strategy(cfg.strategy)  # first: TensorFlow must not have started yet
     cfg = cfg.replace(mixed_precision=distribute.mixed_precision_possible(cfg.mixed_precision))  # saved as it runs
     files, chief = RunFiles(cfg.out), distribute.is_chief(strategy)
-    epoch, step, history = start_state(cfg, files.checkpoint)
+    epoch, step, history, checkpoint = resume_point(cfg, files)
     if epoch >= cfg.epochs:
         print(f"{cfg.out}: the run already finished its {epoch} epochs; nothing to do "
               f"(raise --epochs to train longer)")
@@ -217,19 +226,19 @@ def train(cfg, callbacks=()):
     data = open_data(cfg, epoch, step)  # every file read or checked: bad data fails before any write
     print(f"Plan: {cfg.epochs} epochs of {data.steps} steps = {cfg.epochs * data.steps:,} steps of "
           f"{cfg.batch_size} image{'s' * (cfg.batch_size > 1)}")
-    if chief:
-        make_out_folder(cfg.out)
-    print((f"Writing outputs to {os.path.abspath(cfg.out)}" if chief else "This worker writes no outputs, "
-           "worker 0 does") + (f" (resuming at epoch {epoch + 1}, step {step})" if epoch or step else ""))
-    model = build_or_restore(cfg, data, strategy, files.checkpoint if epoch or step else None)
-    if chief:
-        write_json(dataclasses.asdict(cfg), files.config)
-    fit = dict(validation_data=data.val, verbose=cfg.verbose,
-               callbacks=[*run_callbacks(cfg, files, data, history, step, chief), *callbacks])
-    if step:  # resumed in the middle of an epoch
-        epoch, data = finish_epoch(model, cfg, data, epoch, step, fit)
-    if epoch < cfg.epochs:
-        model.fit(data.train, steps_per_epoch=data.steps, initial_epoch=epoch, epochs=cfg.epochs, **fit)
+    with claim_out_folder(cfg.out, files.lock) if chief else contextlib.nullcontext():  # one run per folder
+        print((f"Writing outputs to {os.path.abspath(cfg.out)}" if chief else "This worker writes no outputs, "
+               "worker 0 does") + (f" (resuming at epoch {epoch + 1}, step {step})" if epoch or step else ""))
+        model = build_or_restore(cfg, data, strategy, checkpoint)
+        if chief:
+            write_json(dataclasses.asdict(cfg), files.config)
+        callbacks = [*run_callbacks(cfg, files, data, history, step, chief), *callbacks]
+        fit = dict(validation_data=data.val, verbose=cfg.verbose, callbacks=callbacks)
+        with handling_signals(callbacks):  # SIGTERM, Ctrl-C: save at the step and stop
+            if step:  # resumed in the middle of an epoch
+                epoch, data = finish_epoch(model, cfg, data, epoch, step, fit)
+            if epoch < cfg.epochs:
+                model.fit(data.train, steps_per_epoch=data.steps, initial_epoch=epoch, epochs=cfg.epochs, **fit)
     return model, history
 
 
@@ -268,16 +277,6 @@ def open_data(cfg, first_epoch=0, skip_steps=0, verbose=True):
     return RunData(train_ds, val_ds, steps, IMG_SHAPE, 1)
 
 
-def make_out_folder(folder):
-    """Create the output folder (OSError naming it if that fails) and remove the partial files
-    that a run killed in the middle of a save left there."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise OSError(f"cannot write into --out {folder}: {e.strerror}") from e
-    remove_partial_files(folder)
-
-
 def build_or_restore(cfg, data, strategy, checkpoint):
     """build_model for the run's data, with its variables on every replica of `strategy`; with
     a `checkpoint` path (a resumed run), every weight, optimizer state and dropout RNG state restored
@@ -303,10 +302,11 @@ def run_callbacks(cfg, files, data, history, step, chief):
         return [guard, HistoryPlot(None, None, history)]
     clock = [TimeEstimate()] if cfg.verbose else []
     src, target = next(iter(data.val))  # fixed validation inputs for the sample grids
+    saver = Checkpoint(files.checkpoint, history, dataclasses.asdict(cfg), cfg.save_every, step_offset=step,
+                       previous=files.previous_checkpoint)
     return [guard, SampleGrid(src[:8], target[:8], files.samples, gif_path=files.gif),
-            HistoryPlot(files.losses, files.history, history), SaveGenerator(files.generator),
-            Checkpoint(files.checkpoint, history, dataclasses.asdict(cfg), cfg.save_every, step_offset=step),
-            TrainingHealth(src), *clock]
+            HistoryPlot(files.losses, files.history, history), SaveGenerator(files.generator), saver,
+            StopOnSignal(saver, step_offset=step), TrainingHealth(src), *clock]
 
 
 def finish_epoch(model, cfg, data, epoch, step, fit):

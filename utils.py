@@ -8,6 +8,7 @@ import errno
 import glob
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 
@@ -33,13 +34,14 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, o
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, keep_previous=None):
     """Yield a temporary path beside `path` (same suffix) to write to; when the body is done, make
     it `path` durably: the file is flushed to disk, renamed over `path`, and the folder flushed,
     so a crash or power cut leaves the old file or the new one, whole.
 
     If the body raises, the temporary file is removed and `path` keeps its old content. A full
     disk (or quota, or file-size limit) becomes an OSError in one line naming the folder.
+    keep_previous: a path that gets the old `path` (a hard link, or a copy) before it is replaced.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -52,6 +54,8 @@ def atomic_path(path):
     try:
         yield tmp
         flush_to_disk(tmp)
+        if keep_previous and os.path.exists(path):
+            keep_copy(path, keep_previous)
         os.replace(tmp, path)
         flush_to_disk(folder)
     except Exception as e:
@@ -63,6 +67,19 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def keep_copy(path, copy_path):
+    """Make `copy_path` a copy of `path`, atomically: a hard link where the file system has them
+    (no space used while `path` is not replaced), else a copy."""
+    tmp = f"{os.path.join(os.path.dirname(copy_path), '.' + os.path.basename(copy_path))}{PARTIAL}"
+    if os.path.exists(tmp):
+        os.remove(tmp)
+    try:
+        os.link(path, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, copy_path)
 
 
 def flush_to_disk(path):

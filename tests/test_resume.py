@@ -265,3 +265,59 @@ def test_atomic_path_turns_a_full_disk_into_one_line_and_keeps_the_old_file(tmp_
             raise OSError(errno.ENOSPC, "No space left on device")
     assert "\n" not in str(error.value) and path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_or_ctrl_c_saves_at_the_step_and_resume_matches_uninterrupted(
+        uninterrupted, mnist_npz, tmp_path, signum, code):
+    out = tmp_path / "out"
+    command = [sys.executable, os.path.join(ROOT, "pix2pix.py"), *args(out, "--epochs", "2", "--save-every", "3",
+                                                                       data=mnist_npz)]
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "pix2pix.weights.h5").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signum)  # somewhere in training after its first save
+    stdout, stderr = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == code, stderr
+    assert "checkpoint saved in" in stdout and "--resume" in stdout.splitlines()[-1], stdout
+    assert not (out / "pix2pix.lock").exists()
+    resumed = run_cli(args(out, "--epochs", "2", "--save-every", "3", "--resume", data=mnist_npz))
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(out / "pix2pix.weights.h5", uninterrupted / "pix2pix.weights.h5")
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(mnist_npz, tmp_path, uninterrupted):
+    out = tmp_path / "out"
+    assert run_cli(args(out, "--epochs", "1", "--save-every", "3", data=mnist_npz)).returncode == 0
+    assert read_progress(str(out / "pix2pix.prev.weights.h5"))["step"] == 6  # the save before the last
+    checkpoint = out / "pix2pix.weights.h5"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:5000])  # truncated, as by a failing disk
+    resumed = run_cli(args(out, "--epochs", "2", "--save-every", "3", "--resume", data=mnist_npz))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "is not a readable pix2pix checkpoint" in resumed.stdout and "resuming from the previous" in resumed.stdout
+    assert_same_weights(checkpoint, uninterrupted / "pix2pix.weights.h5")
+    fresh = run_cli(args(tmp_path / "other", "--epochs", "1", data=mnist_npz))  # no fallback without --resume
+    (tmp_path / "other" / "pix2pix.weights.h5").write_bytes(b"")
+    refused = run_cli(args(tmp_path / "other", "--epochs", "2", data=mnist_npz))
+    assert fresh.returncode == 0 and refused.returncode == 1 and "not a readable" in refused.stderr
+
+
+def test_two_runs_in_one_folder_the_second_is_refused_and_a_stale_lock_is_taken_over(mnist_npz, tmp_path):
+    import json
+    out = tmp_path / "out"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / "pix2pix.lock").write_text(json.dumps({"pid": sleeper.pid, "host": __import__("socket").gethostname(),
+                                                       "started": "2026-12-02T10:00:00"}))
+        second = run_cli(args(out, "--epochs", "1", data=mnist_npz))
+        assert second.returncode == 1 and f"in use by another run: process {sleeper.pid}" in second.stderr
+        assert "started 2026-12-02T10:00:00" in second.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    stale = run_cli(args(out, "--epochs", "1", data=mnist_npz))  # its process is gone now
+    assert stale.returncode == 0 and "taking over" in stale.stdout and not (out / "pix2pix.lock").exists()
