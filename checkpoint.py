@@ -11,9 +11,10 @@ import os
 import socket
 
 import h5py
+import numpy as np
 
 from config import Config, flag
-from utils import atomic_path, remove_partial_files
+from utils import atomic_path, ensure_room, remove_partial_files
 
 
 def seed_generators(model):
@@ -29,10 +30,21 @@ def save_checkpoint(model, path, progress, previous=None):
     states and `progress` (a JSON-able dict: epoch, step, history, config) in one .weights.h5.
     previous: where the checkpoint it replaces is kept (RunFiles.previous_checkpoint)."""
     rng = {name: [int(v) for v in gen.state.numpy()] for name, gen in seed_generators(model).items()}
+    ensure_room(path, checkpoint_bytes(model, path))  # HDF5 can crash on a full disk: check first
     with atomic_path(path, keep_previous=previous) as tmp:
         model.save_weights(tmp)
         with h5py.File(tmp, "a") as f:
             f.attrs["pix2pix_progress"] = json.dumps({**progress, "rng": rng})
+
+
+def checkpoint_bytes(model, path):
+    """About how many bytes a checkpoint of `model` takes: the last one's size, or its variables'
+    (both nets' weights, and Adam's two slots for every trainable one) plus a little for HDF5."""
+    if os.path.exists(path):
+        return os.path.getsize(path)
+    nbytes = lambda variables: sum(int(np.prod(v.shape)) * 4 for v in variables)  # noqa: E731  float32
+    nets = (model.generator, model.discriminator)
+    return sum(nbytes(net.weights) + 2 * nbytes(net.trainable_weights) for net in nets) + 2 ** 20
 
 
 def read_progress(path):

@@ -15,6 +15,11 @@ import zipfile
 import keras
 import numpy as np
 
+try:
+    import resource  # the file-size limit; POSIX only
+except ImportError:  # Windows
+    resource = None
+
 
 def set_seed(seed):
     """Seed Python, NumPy and TensorFlow (keras.utils.set_random_seed) for repeatable runs."""
@@ -67,6 +72,21 @@ def atomic_path(path, keep_previous=None):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def ensure_room(path, needed):
+    """Raise the one-line "disk is full" OSError unless `needed` bytes can be written beside `path`:
+    free space on its disk, and the file-size limit (ulimit -f) of this process. For writers that
+    a full disk can crash instead of raising (HDF5, under h5py), so they are not even started."""
+    folder = os.path.dirname(os.path.abspath(path))
+    room = shutil.disk_usage(folder).free
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
+    if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
+        room = min(room, limit)
+    if needed > room:
+        raise OSError(f"the disk is full: no room to write {os.path.basename(path)} ({needed / 2 ** 20:.1f} MB "
+                      f"needed, {room / 2 ** 20:.1f} MB free) into {folder}; the files saved before are whole. "
+                      f"Free some space, or choose another --out, and run again")
 
 
 def keep_copy(path, copy_path):
