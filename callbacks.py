@@ -10,6 +10,7 @@ import time
 import keras
 import numpy as np
 
+import distribute
 from checkpoint import save_checkpoint
 from utils import save_model
 
@@ -180,8 +181,10 @@ class Interrupted(Exception):
 class StopOnSignal(StepCallback):
     """Once `request_stop` has been called (by a signal: see handling_signals), finish the current
     step, save a checkpoint at it with `checkpoint` (a Checkpoint callback, which must run before
-    this one; the epoch's last step is saved by its on_epoch_end) and raise Interrupted. A second
-    request exits at once, with status 128 + the signal's number."""
+    this one; the epoch's last step is saved by its on_epoch_end; None on workers that write
+    nothing) and raise Interrupted. A second request exits at once, with status 128 + the signal's
+    number. Under --strategy multiworker the workers agree after every step whether any of them
+    was signalled (distribute.agree_on_signal), so they all stop at the same step."""
 
     def __init__(self, checkpoint, step_offset=0):
         super().__init__(step_offset)
@@ -194,16 +197,22 @@ class StopOnSignal(StepCallback):
         print(f"\n{signal.Signals(signum).name}: stopping after this step, with a checkpoint "
               f"(again to quit at once)", flush=True)
 
+    def agreed_signal(self):
+        return distribute.agree_on_signal(self.model.distribute_strategy, self.signum)
+
     def on_train_batch_end(self, batch, logs=None):
-        step = self.step(batch)
-        if self.signum is not None and batch + 1 < self.params["steps"]:
-            self.checkpoint.save(self.epoch, step)
-            raise Interrupted(self.signum, self.epoch, step)
+        signum = self.agreed_signal()
+        if signum and batch + 1 < self.params["steps"]:
+            step = self.step(batch)
+            if self.checkpoint:
+                self.checkpoint.save(self.epoch, step)
+            raise Interrupted(signum, self.epoch, step)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
-        if self.signum is not None:  # the Checkpoint callback saved (epoch + 1, 0) just before
-            raise Interrupted(self.signum, epoch + 1, 0)
+        signum = self.agreed_signal()
+        if signum:  # the Checkpoint callback saved (epoch + 1, 0) just before
+            raise Interrupted(signum, epoch + 1, 0)
 
 
 @contextlib.contextmanager

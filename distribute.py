@@ -162,10 +162,25 @@ def adapt_to_strategy(model):
     if strategy.num_replicas_in_sync > 1:
         sync_batch_norm(model.generator, model.discriminator)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    several_workers = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-        strategy.extended._in_multi_worker_mode())  # Keras' own test for that reduction
-    if several_workers:
+    if several_workers(strategy):
         for name in ("train_step", "test_step"):
             step = getattr(model, name)
             setattr(model, name, lambda data, step=step: {k: tf.reshape(v, [1]) for k, v in step(data).items()})
     return model
+
+
+def several_workers(strategy):
+    """True under MultiWorkerMirroredStrategy with more than one worker (Keras' own test)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode())
+
+
+def agree_on_signal(strategy, signum):
+    """The signal number that any worker received (this one's `signum`, or 0 for none), the same
+    on every worker: with several workers an all-reduce, which every worker must call at the same
+    points (each training step), so that they all stop at the same step."""
+    if not several_workers(strategy):
+        return signum
+    mine = tf.constant([1.0 if signum else 0.0, float(signum or 0)])
+    count, total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: mine), axis=None).numpy()
+    return int(round(total / count)) if count else 0

@@ -296,10 +296,10 @@ def run_callbacks(cfg, files, data, history, step, chief):
     sample grids, curves, the generator file, the checkpoint, the health warnings and the time
     estimate. `history`
     (a resumed run's so far) grows in place; `step` is where the first epoch starts. Workers other
-    than the chief only guard and keep the history in memory: they write nothing."""
+    than the chief only guard, keep the history in memory and stop with it on a signal: they write nothing."""
     guard = StopOnNonFinite(data.steps, step_offset=step)  # every worker: they all stop at one step
-    if not chief:
-        return [guard, HistoryPlot(None, None, history)]
+    if not chief:  # the others agree with it on when to stop (distribute.agree_on_signal)
+        return [guard, HistoryPlot(None, None, history), StopOnSignal(None, step_offset=step)]
     clock = [TimeEstimate()] if cfg.verbose else []
     src, target = next(iter(data.val))  # fixed validation inputs for the sample grids
     saver = Checkpoint(files.checkpoint, history, dataclasses.asdict(cfg), cfg.save_every, step_offset=step,

@@ -176,3 +176,39 @@ def test_resume_refuses_a_change_of_mixed_precision(tmp_path):
                 start_state(cfg, path)
         else:
             assert start_state(cfg, path) == (1, 0, {})
+
+
+def test_sigterm_to_one_worker_stops_both_at_the_same_step(mnist_npz, tmp_path):
+    """A preemption notice reaches one machine: the workers agree after every step, so both stop
+    at the same step, with 143, and worker 0 saves a checkpoint there."""
+    import signal
+    import time
+
+    from checkpoint import read_progress
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    flags = ["--limit", "256", "--batch-size", "16", "--val-size", "16", "--epochs", "3", *TINY_NETS,
+             "--verbose", "2", "--save-every", "4", "--data", mnist_npz]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            [sys.executable, program("worker.py"), str(tmp_path / f"weights{index}.npz"), "--strategy", "multiworker",
+             "--out", str(tmp_path / f"out{index}"), *flags], env={**ENV, "TF_CONFIG": tf_config},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    checkpoint = tmp_path / "out0" / "pix2pix.weights.h5"
+    try:
+        deadline = time.time() + 200
+        while not checkpoint.exists() and time.time() < deadline and procs[1].poll() is None:
+            time.sleep(0.05)
+        procs[1].send_signal(signal.SIGTERM)  # worker 1 only
+        outputs = [proc.communicate(timeout=200)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    if all(proc.returncode == 0 for proc in procs):
+        pytest.skip("the run finished before the signal arrived")
+    assert [proc.returncode for proc in procs] == [143, 143], "\n-----\n".join(o[-3000:] for o in outputs)
+    stops = [next(line for line in o.splitlines() if line.startswith("stopped by SIGTERM")) for o in outputs]
+    assert stops[0].split(";")[0] == stops[1].split(";")[0]  # "stopped by SIGTERM after E epochs and S steps"
+    progress = read_progress(str(checkpoint))
+    assert f"after {progress['epoch']} epochs and {progress['step']} steps" in stops[0]
