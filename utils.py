@@ -66,7 +66,7 @@ def atomic_path(path, keep_previous=None):
     except Exception as e:
         if not is_disk_full(e):
             raise
-        old = f" (its last version took {os.path.getsize(path) / 2 ** 20:.1f} MB)" if os.path.exists(path) else ""
+        old = f" (its last version took {size_text(os.path.getsize(path))})" if os.path.exists(path) else ""
         raise OSError(f"the disk is full: no room to write {name}{old} into {folder}; the files saved before "
                       f"are whole. Free some space, or choose another --out, and run again") from e
     finally:
@@ -84,9 +84,17 @@ def ensure_room(path, needed):
     if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
         room = min(room, limit)
     if needed > room:
-        raise OSError(f"the disk is full: no room to write {os.path.basename(path)} ({needed / 2 ** 20:.1f} MB "
-                      f"needed, {room / 2 ** 20:.1f} MB free) into {folder}; the files saved before are whole. "
+        raise OSError(f"the disk is full: no room to write {os.path.basename(path)} ({size_text(needed)} needed, "
+                      f"{size_text(room)} free) into {folder}; the files saved before are whole. "
                       f"Free some space, or choose another --out, and run again")
+
+
+def size_text(nbytes):
+    """A file size for people: "640 B", "18 KB", "1.2 MB", "3.4 GB"."""
+    for unit, scale in (("GB", 2 ** 30), ("MB", 2 ** 20), ("KB", 2 ** 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}" if nbytes < 10 * scale else f"{nbytes / scale:.0f} {unit}"
+    return f"{nbytes} B"
 
 
 def keep_copy(path, copy_path):

@@ -321,3 +321,18 @@ def test_two_runs_in_one_folder_the_second_is_refused_and_a_stale_lock_is_taken_
         sleeper.wait()
     stale = run_cli(args(out, "--epochs", "1", data=mnist_npz))  # its process is gone now
     assert stale.returncode == 0 and "taking over" in stale.stdout and not (out / "pix2pix.lock").exists()
+
+
+def test_a_full_disk_in_each_writer_leaves_the_earlier_file_whole(tmp_path):
+    """Checkpoint, generator, sample grid, GIF, history and loss curves: each write on a full disk
+    fails with the one-line error, and the file written before is unchanged; no partial files."""
+    import json
+    result = run_python([program("full_disk_writers.py"), str(tmp_path)], timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.split("RESULT")[-1])
+    assert found.pop("partial") == []
+    assert set(found) == {"checkpoint", "generator", "grid", "gif", "history", "curves"}
+    for writer, outcome in found.items():
+        assert outcome["error"] and outcome["error"].startswith("the disk is full: no room to write"), (writer, outcome)
+        assert str(tmp_path) in outcome["error"] and "\n" not in outcome["error"], writer
+        assert outcome["kept"], f"{writer}: the earlier file changed"
