@@ -1,4 +1,4 @@
-"""The command line: `python pix2pix.py [COMMAND] [FLAGS]` (pix2pix.py hands its arguments here).
+"""The command line: `python pix2pix.py [COMMAND] [FLAGS]` (pix2pix.py reads its arguments here).
 
     python pix2pix.py [--flags]        train (pix2pix.train): MNIST inpainting, or --data FOLDER of pairs
     python pix2pix.py predict ...      translate new images with a trained generator (predict.py)
@@ -6,8 +6,9 @@
     python pix2pix.py ablation ...     the paper's loss ablation on MNIST (ablation.py)
 
 Every command's `--help` lists its flags (docs/flags.md collects them). The help texts live here,
-the defaults in config.py. This module sits on top of the others: nothing imports it, and it
-imports TensorFlow only after the flags are read, so `--help` and usage errors answer at once.
+the defaults in config.py. Only pix2pix.py's script part imports this module, and it never imports
+pix2pix back: the training function is handed to `run`. It imports TensorFlow only after the
+flags are read, so `--help` and usage errors answer at once.
 """
 import argparse
 import dataclasses
@@ -227,10 +228,9 @@ def fail_in_one_line(command):
 
 
 @fail_in_one_line("")
-def run_training(cfg, argv=()):
+def run_training(train, cfg, argv=()):
     from callbacks import Interrupted
     from distribute import is_chief
-    from pix2pix import train
     try:
         model, history = train(cfg)
     except Interrupted as stop:  # SIGTERM or Ctrl-C: a checkpoint was saved at the step
@@ -257,9 +257,9 @@ def run_evaluate(args, task):
 
 
 @fail_in_one_line("ablation")
-def run_ablation(cfg, args):
+def run_ablation(train, cfg, args):
     from ablation import ablation
-    ablation(cfg, args.test_data, args.test_limit)
+    ablation(cfg, args.test_data, args.test_limit, train=train)
 
 
 def quiet_tensorflow():
@@ -270,13 +270,14 @@ def quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if no_gpu_driver else "2")
 
 
-def main(argv=None):
-    """`python pix2pix.py [COMMAND] [FLAGS]`; returns None (exit 0), or exits with a message."""
+def parse_command(argv=None):
+    """Read `python pix2pix.py [COMMAND] [FLAGS]` (default: sys.argv) into (command, what run()
+    needs), before TensorFlow is imported: --help and usage errors end the program here."""
     argv = sys.argv[1:] if argv is None else list(argv)
     quiet_tensorflow()
     command, rest = (argv[0], argv[1:]) if argv[:1] and argv[0] in COMMANDS else ("", argv)
     if command == "predict":
-        return run_predict(predict_parser().parse_args(rest))
+        return command, (predict_parser().parse_args(rest),)
     if command == "evaluate":
         parser = evaluate_parser()
         args = parser.parse_args(rest)
@@ -286,13 +287,32 @@ def main(argv=None):
         if task is None:
             parser.error(f"{args.model} was trained on a folder of image pairs; evaluate scores MNIST tasks "
                          f"(use `pix2pix.py predict` on your test images)")
-        return run_evaluate(args, task)
+        return command, (args, task)
     if command == "ablation":
         args, training_flags = ablation_parser().parse_known_args(rest)
         defaults = {"epochs": 5, "out": os.path.join("runs", "ablation")}
-        cfg = parse_args(training_flags, prog="pix2pix.py ablation", defaults=defaults)
-        return run_ablation(cfg, args)
-    return run_training(parse_args(rest), rest)
+        return command, (parse_args(training_flags, prog="pix2pix.py ablation", defaults=defaults), args)
+    return command, (parse_args(rest), rest)
+
+
+def run(parsed, train):
+    """Run a command read by parse_command; `train` is pix2pix.train (handed in by pix2pix.py, so
+    that this module, which pix2pix.py's script part imports, never imports pix2pix back).
+    Returns None (exit 0), or exits with a one-line message."""
+    command, args = parsed
+    if command == "predict":
+        return run_predict(*args)
+    if command == "evaluate":
+        return run_evaluate(*args)
+    if command == "ablation":
+        return run_ablation(train, *args)
+    return run_training(train, *args)
+
+
+def main(argv=None, train=None):
+    """parse_command, then run: `cli.main(["--epochs", "2"], train=pix2pix.train)` does what
+    `python pix2pix.py --epochs 2` does."""
+    return run(parse_command(argv), train)
 
 
 def flag_reference():

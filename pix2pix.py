@@ -15,16 +15,15 @@ This file holds the model and its training, in reading order:
     train(cfg)             a whole run: data, model, callbacks, fit, every file written in cfg.out
 The nets are built in nets.py (unet, patch_discriminator), the settings live in config.py.
 """
-if __name__ == "__main__":  # `python pix2pix.py ...` runs the command line, which imports this file
-    import sys
-
-    from cli import main
-    sys.exit(main())
+if __name__ == "__main__":  # `python pix2pix.py ...`: the flags are read first, before TensorFlow loads
+    import cli
+    COMMAND = cli.parse_command()  # --help and usage errors end here; the run is at the end of the file
 
 import collections
 import contextlib
 import dataclasses
 import os
+import sys
 
 import keras
 import tensorflow as tf
@@ -317,3 +316,7 @@ def finish_epoch(model, cfg, data, epoch, step, fit):
     model.fit(data.train, steps_per_epoch=data.steps - step, initial_epoch=epoch, epochs=cfg.epochs,  # "Epoch e/N"
               **{**fit, "callbacks": [*fit["callbacks"], stop]})
     return epoch + 1, data._replace(train=open_data(cfg, epoch + 1, verbose=False).train)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(COMMAND, train=train))

@@ -22,5 +22,4 @@ class DumpWeights(keras.callbacks.Callback):  # a test hook: every worker's fina
         np.savez(DUMP, *self.model.generator.get_weights(), *self.model.discriminator.get_weights())
 
 
-pix2pix.train = functools.partial(pix2pix.train, callbacks=[DumpWeights()])  # cli looks it up when training
-cli.main(sys.argv[2:])
+cli.main(sys.argv[2:], train=functools.partial(pix2pix.train, callbacks=[DumpWeights()]))
