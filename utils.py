@@ -67,8 +67,7 @@ def atomic_path(path, keep_previous=None):
         if not is_disk_full(e):
             raise
         old = f" (its last version took {size_text(os.path.getsize(path))})" if os.path.exists(path) else ""
-        raise OSError(f"the disk is full: no room to write {name}{old} into {folder}; the files saved before "
-                      f"are whole. Free some space, or choose another --out, and run again") from e
+        raise disk_full_error(path, old) from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -84,9 +83,14 @@ def ensure_room(path, needed):
     if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
         room = min(room, limit)
     if needed > room:
-        raise OSError(f"the disk is full: no room to write {os.path.basename(path)} ({size_text(needed)} needed, "
-                      f"{size_text(room)} free) into {folder}; the files saved before are whole. "
-                      f"Free some space, or choose another --out, and run again")
+        raise disk_full_error(path, f" ({size_text(needed)} needed, {size_text(room)} free)")
+
+
+def disk_full_error(path, detail=""):
+    """The one-line OSError for a save of `path` that a full disk stopped; `detail`: the sizes."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return OSError(f"the disk is full: no room to write {os.path.basename(path)}{detail} into {folder}; the files "
+                   f"saved before are whole. Free some space, or choose another --out, and run again")
 
 
 def size_text(nbytes):
