@@ -23,7 +23,7 @@ class SaveGenerator(keras.callbacks.Callback):
         self.path = path
 
     def on_epoch_end(self, epoch, logs=None):
-        save_model(self.model.generator, self.path)
+        save_model(self.model.output_generator, self.path)
 
 
 class StepCallback(keras.callbacks.Callback):
@@ -127,7 +127,7 @@ class TrainingHealth(keras.callbacks.Callback):
                                 f"Try a lower --lr, a larger --lambda, or fewer --disc-layers.")
         if self.steps < self.min_steps:
             return
-        fake = np.asarray(self.model.generator(self.src, training=False))
+        fake = np.asarray(self.model.output_generator(self.src, training=False))
         spread = lambda images: float(np.mean(np.std(images, axis=0)))  # noqa: E731  across the inputs
         if spread(fake) < self.spread_floor * spread(self.src):
             self.warn("collapse", f"the generator's outputs barely depend on its input any more (spread "

@@ -44,7 +44,8 @@ def checkpoint_bytes(model, path):
         return os.path.getsize(path)
     nbytes = lambda variables: sum(int(np.prod(v.shape)) * 4 for v in variables)  # noqa: E731  float32
     nets = (model.generator, model.discriminator)
-    return sum(nbytes(net.weights) + 2 * nbytes(net.trainable_weights) for net in nets) + 2 ** 20
+    average = nbytes(model.ema_generator.weights) if model.ema_generator is not None else 0
+    return sum(nbytes(net.weights) + 2 * nbytes(net.trainable_weights) for net in nets) + average + 2 ** 20
 
 
 def read_progress(path):
@@ -81,10 +82,11 @@ def restore_checkpoint(model, path):
 
 
 # Settings a resumed run must share with the run it continues (others, like --epochs, may change).
-# --mixed-precision too: its LossScaleOptimizers save their state in another layout, which Keras would skip.
+# --precision too: fp16's LossScaleOptimizers save their state in another layout, which Keras would skip.
 RESUME_MUST_MATCH = ("task", "max_epoch_steps", "batch_size", "loss", "l1_weight", "lr", "beta_1", "data", "seed",
                      "val_size", "limit", "gen_filters", "gen_max_filters", "disc_filters", "disc_layers",
-                     "hole_min", "hole_max", "direction", "load_size", "crop_size", "no_flip", "mixed_precision")
+                     "hole_min", "hole_max", "direction", "load_size", "crop_size", "no_flip", "precision",
+                     "no_paste", "ema")
 
 
 def resume_point(cfg, files):

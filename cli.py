@@ -16,7 +16,7 @@ import os
 import shlex
 import sys
 
-from config import DIRECTIONS, INFERENCE_MODES, LOSSES, STRATEGIES, TASKS, Config, RunFiles, flag
+from config import DIRECTIONS, INFERENCE_MODES, LOSSES, PRECISIONS, STRATEGIES, TASKS, Config, RunFiles, flag
 
 COMMANDS = ("predict", "evaluate", "ablation")  # besides training, the default
 
@@ -61,22 +61,29 @@ TRAINING_HELP = {
                    "256x256 = the paper's 70x70)",
     "hole_min": "smallest side of the square hole, pixels",
     "hole_max": "largest side of the square hole, pixels",
+    "no_paste": "inpainting: the generator redraws the known pixels too, as the paper's nets redraw every "
+                "pixel (default: the input's known pixels are pasted into the output, only the hole is "
+                "generated: nets.paste_known)",
+    "ema": "the saved generator is an exponential moving average of G's weights with this decay (0: off, as "
+           "the paper; default: {mnist} for MNIST tasks, measured there: docs/results.md)",
     "save_every": "also save a checkpoint every N steps within an epoch (0: only at the end of each epoch)",
     "resume": "continue the run saved in --out (same flags; --epochs may grow)",
     "overwrite": "start afresh in an --out that holds another run's checkpoint, replacing it",
     "deterministic": "bit-identical results for the same --seed on the same machine (TensorFlow op "
                      "determinism; slower)",
     "jit": "compile the training step with XLA (for GPUs; slower on CPU)",
-    "mixed_precision": "float16 computation, float32 weights and losses, loss scaling (needs a GPU; on a CPU a "
-                       "message says so and training stays float32)",
+    "precision": "compute precision: fp32; bf16 (Keras' mixed_bfloat16: bfloat16 computation, float32 weights "
+                 "and losses); fp16 (mixed_float16 with loss scaling, GPUs only); auto (bf16 where the hardware has "
+                 "it: a CPU with AVX512-BF16 or AMX, GPUs of compute capability 8.0+; else fp32). The saved "
+                 "generator computes in float32 (docs/speed.md)",
     "strategy": "tf.distribute: none (one device), mirrored (all GPUs of this machine), multiworker (several "
                 "machines, cluster in $TF_CONFIG: docs/distributed.md). --batch-size is the global batch, "
                 "split across replicas",
     "summary": "print both nets' summaries before training",
     "verbose": "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch",
 }
-CHOICES = {"task": TASKS, "loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES}
-BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_max_filters")
+CHOICES = {"task": TASKS, "loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS}
+BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_max_filters", "ema")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -107,6 +114,8 @@ def training_parser(prog="pix2pix.py", defaults=None):
         metavar = None if name in CHOICES else {int: "N", float: "X", str: "PATH"}[field.type]
         parser.add_argument(flag(name), dest=name, type=field.type, default=default, metavar=metavar,
                             choices=CHOICES.get(name), help=text)
+    parser.add_argument("--mixed-precision", dest="precision", action="store_const", const="fp16",
+                        help="the old name of --precision fp16")
     return parser
 
 
@@ -153,6 +162,8 @@ def check_config(cfg, error):
               f"and {cfg.load_size}")
     if not 1 <= cfg.hole_min <= cfg.hole_max <= 28:
         error(f"need 1 <= --hole-min <= --hole-max <= 28 (the image side), got {cfg.hole_min}, {cfg.hole_max}")
+    if not 0 <= cfg.ema < 1:
+        error(f"--ema must be a decay in [0, 1) (0: off), got {cfg.ema}")
     if min(cfg.limit, cfg.save_every, cfg.max_epoch_steps) < 0:
         error(f"--limit, --save-every and --max-epoch-steps must be >= 0, got {cfg.limit}, {cfg.save_every} "
               f"and {cfg.max_epoch_steps}")

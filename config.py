@@ -17,6 +17,7 @@ LOSSES = ("l1+cgan", "l1+gan", "cgan", "gan", "l1")  # the paper's Table 1 rows;
 TASKS = ("inpaint", "edges2digit", "denoise", "superres", "edges2fashion")  # MNIST-sized tasks (tasks.py)
 DIRECTIONS = ("AtoB", "BtoA")  # image folders: which side is the input
 STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute (distribute.py)
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # compute precision (distribute.resolve_precision)
 INFERENCE_MODES = ("eval", "paper")  # BatchNorm and dropout at inference (predict.translate)
 HOLE_SIZES = (10, 15)  # inpainting: smallest and largest side of the square hole, pixels
 
@@ -47,12 +48,14 @@ class Config:
     disc_layers: int = 0          # stride-2 layers of the PatchGAN (0: by image size)
     hole_min: int = HOLE_SIZES[0]  # inpainting: smallest side of the square hole
     hole_max: int = HOLE_SIZES[1]  # inpainting: largest side
+    no_paste: bool = False        # inpainting: G redraws the known pixels too (default: pasted back, nets.paste_known)
+    ema: float = 0.0              # saved generator = moving average of G's weights with this decay (0: off; paper)
     save_every: int = 0           # also checkpoint every N steps within an epoch (0: epoch ends only)
     resume: bool = False          # continue the run saved in `out`
     overwrite: bool = False       # start afresh in an `out` that holds another run
     deterministic: bool = False   # bit-identical results for one seed on one machine (slower)
     jit: bool = False             # compile the step with XLA (GPUs; slower on CPU)
-    mixed_precision: bool = False  # float16 compute on a GPU (distribute.mixed_precision)
+    precision: str = "fp32"       # one of PRECISIONS: fp32, or bf16 / fp16 compute with float32 weights
     strategy: str = "none"        # one of STRATEGIES
     summary: bool = False         # print both nets' summaries before training
     verbose: int = 1              # Keras progress: 0 silent, 1 bar, 2 a line per epoch

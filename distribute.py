@@ -1,13 +1,14 @@
-"""Training on several devices or machines (tf.distribute) and in mixed precision (float16 on GPUs).
+"""Training on several devices or machines (tf.distribute) and in mixed precision (bfloat16, float16).
 
     python pix2pix.py --strategy mirrored            # every GPU of this machine
     python pix2pix.py --strategy multiworker         # one process per machine, cluster in $TF_CONFIG
-    python pix2pix.py --mixed-precision              # float16 compute, float32 weights and losses
+    python pix2pix.py --precision bf16               # bfloat16 compute, float32 weights and losses
 
 Pieces:
     make_strategy(name)             the tf.distribute strategy of --strategy
     is_chief(strategy)              True in the one process that writes outputs
-    mixed_precision(enabled)        context: Keras' mixed_float16 policy while the nets are built
+    resolve_precision(name)         fp32, bf16 or fp16 for --precision (auto: bf16 where it is native)
+    precision_policy(precision)     context: Keras' dtype policy of it while the nets are built
     with_loss_scaling(optimizer)    the optimizer, loss-scaled when the nets compute in float16
     agree_on_finite(grads)          all replicas skip a loss-scaled step together, or none does
     adapt_to_strategy(model)        what a Pix2Pix built under strategy.scope() needs: synchronised
@@ -23,7 +24,10 @@ import os
 import keras
 import tensorflow as tf
 
-from config import STRATEGIES
+from config import PRECISIONS, STRATEGIES
+
+PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}  # Keras' names
+BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}  # /proc/cpuinfo flags of CPUs with bfloat16 arithmetic
 
 
 def split_cpu(devices=2):
@@ -85,27 +89,57 @@ def is_chief(strategy):
     return strategy.extended.should_checkpoint
 
 
-def mixed_precision_possible(enabled=True, force=False):
-    """`enabled`, unless there is no GPU (and not `force`): then print why and return False."""
-    on = enabled and (force or bool(tf.config.list_physical_devices("GPU")))
-    if enabled and not on:
-        print("--mixed-precision needs a GPU and none is visible: training continues in float32.")
-    return on
+def cpu_flags(path="/proc/cpuinfo"):
+    """The instruction-set flags of this machine's CPU (Linux: /proc/cpuinfo), or an empty set."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def gpus_have_bf16(gpus):
+    """True if every GPU in `gpus` computes in bfloat16 natively (NVIDIA compute capability 8.0+)."""
+    capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability") for gpu in gpus]
+    return all(c is not None and c >= (8, 0) for c in capabilities)
+
+
+def resolve_precision(precision, gpus=None, flags=None, force=False):
+    """The precision that --precision `precision` (one of PRECISIONS) trains in: fp32, bf16 or fp16.
+    auto: bf16 where the hardware computes in it natively (a CPU with AVX512-BF16 or AMX, or GPUs of
+    compute capability 8.0+), else fp32. fp16 needs a GPU: without one, a note and fp32 (unless
+    `force`: tests run the GPU code path on a CPU that way). bf16 on a CPU without bf16
+    instructions works, emulated: a note says it will be slower. `gpus`, `flags`: the machine's
+    (tf.config.list_physical_devices("GPU"), cpu_flags()) unless given."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    gpus = tf.config.list_physical_devices("GPU") if gpus is None else gpus
+    native_bf16 = gpus_have_bf16(gpus) if gpus else bool(BF16_CPU_FLAGS & (cpu_flags() if flags is None else flags))
+    if precision == "auto":
+        return "bf16" if native_bf16 else "fp32"
+    if precision == "fp16" and not gpus and not force:
+        print("--precision fp16 needs a GPU and none is visible: training continues in fp32 "
+              "(--precision bf16 or auto for this CPU).")
+        return "fp32"
+    if precision == "bf16" and not native_bf16:
+        print("--precision bf16: this machine has no native bfloat16 arithmetic (AVX512-BF16 or AMX, or a GPU "
+              "of compute capability 8.0+): it is emulated and likely slower than fp32.")
+    return precision
 
 
 @contextlib.contextmanager
-def mixed_precision(enabled=True, force=False):
-    """Inside the block, layers are built with Keras' "mixed_float16" policy: float16 computation,
-    float32 weights (layers built with dtype="float32", like the nets' last ones, stay float32).
-    The previous global policy comes back on exit. Needs a GPU: without one it prints why and
-    changes nothing, unless `force` (tests run the GPU code path on a CPU that way).
-    Yields True when the policy is on."""
-    on = mixed_precision_possible(enabled, force)
+def precision_policy(precision="fp32"):
+    """Inside the block, layers are built with the Keras dtype policy of `precision` (already
+    resolved: fp32, bf16 or fp16): "mixed_bfloat16" / "mixed_float16" compute in 16 bits and keep
+    float32 weights; layers built with dtype="float32" (the nets' last ones, so every loss is
+    float32) stay float32. The previous global policy comes back on exit."""
     previous = keras.mixed_precision.global_policy()
-    if on:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
     try:
-        yield on
+        yield precision
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
@@ -123,7 +157,8 @@ def sync_batch_norm(*nets):
 
 def with_loss_scaling(optimizer):
     """`optimizer` wrapped in a LossScaleOptimizer when layers are built in float16 (inside
-    mixed_precision): float16 gradients would underflow without it. Else `optimizer` itself."""
+    precision_policy("fp16")): float16 gradients would underflow without it (bfloat16 has float32's
+    range: no scaling). Else `optimizer` itself."""
     if keras.mixed_precision.global_policy().compute_dtype == "float16":
         return keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
@@ -141,6 +176,21 @@ def agree_on_finite(grads):
     bad_replicas = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
     poison = tf.where(bad_replicas > 0, float("nan"), 0.0)  # NaN everywhere, or + 0.0
     return [g if g is None else g + tf.cast(poison, g.dtype) for g in grads]
+
+
+def assign_on_every_replica(variables, values):
+    """variables[i].assign(values[i]) for values that every replica computed alike (from mirrored
+    weights). Keras variables have no aggregation, and a mirrored one cannot be assigned in a
+    replica's context: the assignment is done once, from the cross-replica context (merge_call)."""
+    def assign(strategy, values):
+        for variable, value in zip(variables, values):
+            strategy.extended.update(variable, lambda v, x: v.assign(x), args=(value,))
+    context = tf.distribute.get_replica_context()
+    if context is None or not tf.distribute.has_strategy():
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+    else:
+        context.merge_call(assign, args=(values,))
 
 
 def adapt_to_strategy(model):

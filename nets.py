@@ -2,6 +2,7 @@
 functions that return keras.Model, like the lesson's gan_cnn.py:
 
     unet(img_shape)                 the generator: a U-Net with skip concatenations, tanh output
+    paste_known(src, generated)     inpainting: the input's known pixels over the generated ones
     patch_discriminator(img_shape)  the conditional PatchGAN: conv layers only, a grid of patch logits
     receptive_field(model)          how many pixels one of its logits sees
 
@@ -15,7 +16,7 @@ from keras import layers
 
 
 def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, depth=None,
-         dropout=0.5, dropout_blocks=3, max_pad=0.25):
+         dropout=0.5, dropout_blocks=3, max_pad=0.25, keep_known=False):
     """U-Net generator: float32 [n, h, w, c] in [-1, 1] -> [n, h, w, out_channels] in [-1, 1] (tanh).
 
     Encoder: `depth` blocks C_k (4x4 conv stride 2, BatchNorm, LeakyReLU 0.2), k = filters, 2*filters,
@@ -30,6 +31,8 @@ def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, 
     Depth follows the size: by default the deepest (at most 8) that reaches a 1x1 bottleneck, or as
     close as padding each side by at most `max_pad` allows. Sides are padded with -1 (background)
     to a multiple of 2**depth and cropped back at the end: 28x28 -> 32x32, depth 5; 256 -> depth 8.
+    keep_known (inpainting, not in the paper): the output keeps the input's known pixels and the net
+    draws the hole only (paste_known); its losses then come from the hole alone.
     """
     height, width, channels = img_shape
     if min(height, width) < 4:
@@ -74,8 +77,31 @@ def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, 
                                kernel_initializer=normal())(x)  # -> [n, 32, 32, 1]
     if pad_h or pad_w:
         x = layers.Cropping2D(pads)(x)                  # -> [n, 28, 28, 1]
-    fake = layers.Activation("tanh", dtype="float32", name="fake")(x)
+    fake = layers.Activation("tanh", dtype="float32", name="generated" if keep_known else "fake")(x)
+    if keep_known:
+        fake = paste_known(src, fake)
     return keras.Model(src, fake, name=f"unet_{depth}")
+
+
+def paste_known(src, generated):
+    """Inpainting's output: the input's pixels where they are known, the generated ones in the hole.
+
+    src, generated: [n, h, w, c] in [-1, 1] (KerasTensors); a pixel of src equal to 0.0, the hole's
+    value (tasks.mask_square), is unknown: 8-bit pixels scaled to [-1, 1] are never exactly 0.
+        known = min(1, 10000 * |src|)   1 outside the hole (|src| >= 1/255), 0 in it
+        out = known * src + (1 - known) * generated
+    Outside the hole that is src exactly (1 * src + 0 * generated), inside it generated exactly.
+    Stock layers only, in float32: keras.models.load_model reads the model without this code."""
+    if src.shape[-1] != generated.shape[-1]:
+        raise ValueError(f"paste_known needs as many input as output channels, got {src.shape[-1]} "
+                         f"and {generated.shape[-1]}")
+    f32 = dict(dtype="float32")
+    magnitude = layers.Add(**f32)([layers.ReLU(**f32)(src),                     # |src| = relu(src)
+                                   layers.ReLU(**f32)(layers.Rescaling(-1.0, **f32)(src))])  # + relu(-src)
+    known = layers.ReLU(max_value=1.0, **f32)(layers.Rescaling(1e4, **f32)(magnitude))  # [n, h, w, c] 0 or 1
+    unknown = layers.Rescaling(-1.0, offset=1.0, **f32)(known)                   # 1 - known
+    return layers.Add(name="fake", **f32)([layers.Multiply(**f32)([known, src]),
+                                           layers.Multiply(**f32)([unknown, generated])])
 
 
 def patch_discriminator(img_shape=(28, 28, 1), target_channels=None, filters=64, n_layers=None,

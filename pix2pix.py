@@ -81,14 +81,17 @@ class Pix2Pix(keras.Model):
     metrics are epoch means: d_loss, d_real and d_fake (D's mean probability that real and
     generated pairs are real), g_gan_loss, g_l1_loss; validation reports val_l1.
     Defaults are the paper's: nets from unet(img_shape) and patch_discriminator(img_shape), lambda
-    100 (config.py says which defaults the command line uses).
+    100, no weight averaging (config.py says which defaults the command line uses).
+    ema (not in the paper): with a decay in (0, 1), `ema_generator` keeps an exponential moving
+    average of the generator's weights (update_average); that average is what `output_generator`
+    returns: what is validated, shown, saved and used. 0: off, output_generator is the generator.
     loss: one of LOSSES, the paper's ablation (Table 1): "l1" trains G on L1 alone and never
     touches D; "gan" and "cgan" drop the L1 term; "gan" variants need an unconditional D
     (patch_discriminator(..., conditional=False)) that sees the output image only.
     """
 
     def __init__(self, generator=None, discriminator=None, img_shape=(28, 28, 1), l1_weight=100.0,
-                 loss="l1+cgan", **kwargs):
+                 loss="l1+cgan", ema=0.0, **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -99,6 +102,12 @@ class Pix2Pix(keras.Model):
             raise ValueError(f"loss {loss!r} needs a {'conditional' if self.conditional else 'unconditional'} "
                              f"discriminator (patch_discriminator(..., conditional={self.conditional}))")
         self.loss_name, self.l1_weight = loss, float(l1_weight)
+        if not 0 <= ema < 1:
+            raise ValueError(f"ema must be a decay in [0, 1) (0: off), got {ema}")
+        self.ema, self.ema_generator = float(ema), None
+        if ema:  # a copy of the generator with its own variables, starting from the same values
+            self.ema_generator = keras.models.clone_model(self.generator)
+            self.ema_generator.set_weights(self.generator.get_weights())
         names = ("d_loss", "d_real", "d_fake", "g_gan_loss", "g_l1_loss")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.val_l1_tracker = keras.metrics.Mean(name="l1")
@@ -126,6 +135,8 @@ class Pix2Pix(keras.Model):
             g_l1_loss = tf.reduce_mean(tf.abs(target - fake))
             g_loss = g_gan_loss + (self.l1_weight * g_l1_loss if self.uses_l1 else 0.0)
         apply_loss(self.g_optimizer, g_tape, g_loss, self.generator.trainable_weights)
+        if self.ema:
+            self.update_average()
         for tracker, value in zip(self.trackers.values(), (d_loss, d_real, d_fake, g_gan_loss, g_l1_loss)):
             tracker.update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -142,6 +153,21 @@ class Pix2Pix(keras.Model):
         apply_loss(self.d_optimizer, tape, d_loss, self.discriminator.trainable_weights)
         return d_loss, tf.reduce_mean(tf.sigmoid(real_logits)), tf.reduce_mean(tf.sigmoid(fake_logits))
 
+    def update_average(self):
+        """Move ema_generator's weights (BatchNorm's moving statistics too) towards the generator's:
+        avg <- d * avg + (1 - d) * w, with d = min(ema, (1 + t) / (10 + t)) after G's t-th step,
+        so the first steps' weights, worth forgetting, are forgotten fast."""
+        t = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema, (1.0 + t) / (10.0 + t))
+        averages = self.ema_generator.weights
+        values = [decay * avg + (1.0 - decay) * w for avg, w in zip(averages, self.generator.weights)]
+        distribute.assign_on_every_replica(averages, values)
+
+    @property
+    def output_generator(self):
+        """The generator that is validated, shown and saved: the average if ema, else the trained one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
     def judge(self, src, image):
         """D's patch logits for `image`.
         D judges (input, output) pairs, not outputs alone: this is what makes the GAN conditional.
@@ -151,7 +177,7 @@ class Pix2Pix(keras.Model):
     def test_step(self, data):
         """Validation: mean |target - G(src)| with G in inference mode (no dropout, BN moving stats)."""
         src, target = data
-        fake = self.generator(src, training=False)
+        fake = self.output_generator(src, training=False)
         self.val_l1_tracker.update_state(tf.reduce_mean(tf.abs(target - fake)))
         return {"l1": self.val_l1_tracker.result()}
 
@@ -160,7 +186,7 @@ class Pix2Pix(keras.Model):
         return [*self.trackers.values(), self.val_l1_tracker]  # reset by fit at each epoch
 
     def call(self, src, training=False):
-        return self.generator(src, training=training)
+        return self.output_generator(src, training=training)
 
     def fit(self, x=None, y=None, **kwargs):
         """keras.Model.fit, after checking that the pairs fit the nets: x = src and y = target as
@@ -185,13 +211,14 @@ def build_model(cfg, img_shape=(28, 28, 1), target_channels=None):
     """A compiled Pix2Pix with the nets and optimizers that `cfg` (a Config) describes, for inputs
     [n, *img_shape] and targets with target_channels (default: the input's). Under a
     strategy.scope() it is adapted to the replicas (distribute.adapt_to_strategy); under the
-    mixed_float16 policy (distribute.mixed_precision) both optimizers get loss scaling."""
+    mixed_float16 policy (distribute.precision_policy("fp16")) both optimizers get loss scaling."""
     model = Pix2Pix(generator=unet(img_shape, target_channels, filters=cfg.gen_filters,
-                                   max_filters=cfg.gen_max_filters),
+                                   max_filters=cfg.gen_max_filters,
+                                   keep_known=cfg.task == "inpaint" and not cfg.no_paste),
                     discriminator=patch_discriminator(img_shape, target_channels, filters=cfg.disc_filters,
                                                       n_layers=cfg.disc_layers or None,
                                                       conditional=cfg.loss.endswith("cgan")),
-                    l1_weight=cfg.l1_weight, loss=cfg.loss)
+                    l1_weight=cfg.l1_weight, loss=cfg.loss, ema=cfg.ema)
     distribute.adapt_to_strategy(model)
     optimizers = [distribute.with_loss_scaling(keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta_1)) for _ in ("d", "g")]
     model.compile(d_optimizer=optimizers[0], g_optimizer=optimizers[1], jit_compile=cfg.jit)
@@ -214,7 +241,7 @@ def train(cfg, callbacks=()):
     the per-epoch history ({name: [value per epoch]}); the model is None if the run had finished.
     Under --strategy multiworker only worker 0 writes; the others only read a checkpoint to resume."""
     strategy = distribute.make_strategy(cfg.strategy)  # first: TensorFlow must not have started yet
-    cfg = cfg.replace(mixed_precision=distribute.mixed_precision_possible(cfg.mixed_precision))  # saved as it runs
+    cfg = cfg.replace(precision=distribute.resolve_precision(cfg.precision))  # saved as it runs: fp32|bf16|fp16
     files, chief = RunFiles(cfg.out), distribute.is_chief(strategy)
     epoch, step, history, checkpoint = resume_point(cfg, files)
     if epoch >= cfg.epochs:
@@ -280,7 +307,7 @@ def build_or_restore(cfg, data, strategy, checkpoint):
     """build_model for the run's data, with its variables on every replica of `strategy`; with
     a `checkpoint` path (a resumed run), every weight, optimizer state and dropout RNG state restored
     from it."""
-    with strategy.scope(), distribute.mixed_precision(cfg.mixed_precision):
+    with strategy.scope(), distribute.precision_policy(cfg.precision):
         model = build_model(cfg, data.img_shape, data.target_channels)
         if checkpoint:
             restore_checkpoint(model, checkpoint)

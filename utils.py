@@ -147,9 +147,24 @@ def write_json(obj, path):
 
 
 def save_model(model, path):
-    """model.save(path) through a temporary file (path ends in .keras)."""
+    """model.save(path) through a temporary file (path ends in .keras); a model trained in mixed
+    precision is saved as its float32 copy (in_float32), which computes in float32 where it loads."""
     with atomic_path(path) as tmp:
-        model.save(tmp)
+        in_float32(model).save(tmp)
+
+
+def in_float32(model):
+    """`model` (a functional keras.Model) if every layer computes in float32, else a copy with the
+    same weights whose layers all compute in float32 (a net built under a mixed_bfloat16 or
+    mixed_float16 policy keeps float32 weights, so nothing is lost)."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    config = model.get_config()
+    for layer in config["layers"]:
+        layer["config"]["dtype"] = "float32"
+    copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def check_images(images, name="images", img_shape=None):

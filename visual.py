@@ -107,7 +107,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.folder, self.gif_path = folder, gif_path
 
     def on_epoch_end(self, epoch, logs=None):
-        fake = self.model.generator(self.src, training=False)
+        fake = self.model.output_generator(self.src, training=False)
         grid = sample_grid(self.src, np.asarray(fake), self.target)
         save_image(grid, os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png"),
                    title=f"epoch {epoch + 1}: input | generated | real")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import cli
 import distribute
 from checkpoint import start_state
 from config import Config
@@ -104,18 +105,36 @@ def float32_afterwards():
     keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="with a GPU mixed precision is on")
-def test_mixed_precision_on_cpu_says_so_and_trains_in_float32(mnist_npz, tmp_path, capsys, float32_afterwards):
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="with a GPU fp16 is on")
+def test_fp16_on_cpu_says_so_and_trains_in_float32(capsys):
+    assert distribute.resolve_precision("fp16", gpus=[]) == "fp32"
+    assert "--precision fp16 needs a GPU and none is visible: training continues in fp32" in capsys.readouterr().out
+    assert cli.parse_args(["--mixed-precision"]).precision == "fp16"  # the old flag's name
+
+
+@pytest.mark.parametrize("flags, gpus, expected", [
+    ({"avx512f", "avx512_bf16"}, [], "bf16"), ({"amx_bf16"}, [], "bf16"), ({"avx512f", "avx2"}, [], "fp32"),
+    (set(), [], "fp32")])
+def test_auto_precision_follows_the_cpus_flags(flags, gpus, expected):
+    assert distribute.resolve_precision("auto", gpus=gpus, flags=flags) == expected
+
+
+def test_bf16_trains_in_bfloat16_with_float32_weights_saves_float32_and_resumes(mnist_npz, tmp_path, capsys,
+                                                                                float32_afterwards):
     cfg = Config.mnist(data=mnist_npz, out=str(tmp_path / "out"), limit=32, batch_size=16, val_size=16, epochs=1,
-                 gen_filters=4, gen_max_filters=8, disc_filters=4, verbose=0, mixed_precision=True)
+                       gen_filters=4, gen_max_filters=8, disc_filters=4, verbose=0, precision="bf16")
     model, history = train(cfg)
-    message = "--mixed-precision needs a GPU and none is visible: training continues in float32."
-    assert message in capsys.readouterr().out
-    policies = {layer.dtype_policy.name for net in (model.generator, model.discriminator) for layer in net.layers}
-    assert policies == {"float32"}
+    convs = [layer for net in (model.generator, model.discriminator) for layer in net.layers
+             if isinstance(layer, keras.layers.Conv2D)]
+    assert {c.compute_dtype for c in convs[:-1]} == {"bfloat16"} and {c.kernel.dtype for c in convs} == {"float32"}
     assert type(model.g_optimizer) is keras.optimizers.Adam and np.isfinite(history["g_l1_loss"][0])
-    # saved as what ran (float32), so the run resumes with or without the flag on this machine
-    assert json.loads((tmp_path / "out" / "config.json").read_text())["mixed_precision"] is False
+    saved = keras.models.load_model(str(tmp_path / "out" / "generator.keras"), compile=False)
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    src = tf.random.uniform((4, 28, 28, 1), -1, 1, seed=3)
+    trained = model.output_generator(src, training=False)
+    assert trained.dtype == tf.float32  # bfloat16 inside, float32 out, within bfloat16's rounding:
+    np.testing.assert_allclose(saved(src, training=False), trained, atol=0.05)
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["precision"] == "bf16"
     _, history = train(dataclasses.replace(cfg, resume=True, epochs=2))
     assert len(history["g_l1_loss"]) == 2
 
@@ -123,10 +142,10 @@ def test_mixed_precision_on_cpu_says_so_and_trains_in_float32(mnist_npz, tmp_pat
 def test_forced_mixed_precision_builds_and_steps(float32_afterwards):
     """The GPU code path on a CPU: float16 convolutions, float32 weights, outputs and losses."""
     keras.utils.set_random_seed(2)
-    with distribute.mixed_precision(True, force=True) as on:
-        model = build_model(Config.mnist(gen_filters=4, gen_max_filters=8, disc_filters=4, l1_weight=100.0),
-                            img_shape=(16, 16, 1))
-    assert on and keras.mixed_precision.global_policy().name == "float32"  # restored on exit
+    with distribute.precision_policy("fp16") as on:
+        model = build_model(Config.mnist(gen_filters=4, gen_max_filters=8, disc_filters=4, l1_weight=100.0,
+                                         no_paste=True), img_shape=(16, 16, 1))  # random inputs: no hole
+    assert on == "fp16" and keras.mixed_precision.global_policy().name == "float32"  # restored on exit
     convs = [layer for net in (model.generator, model.discriminator) for layer in net.layers
              if isinstance(layer, keras.layers.Conv2D)]
     assert {c.compute_dtype for c in convs[:-1]} == {"float16"} and {c.kernel.dtype for c in convs} == {"float32"}
@@ -163,16 +182,16 @@ def test_xla_and_compiled_steps_give_the_eager_losses():
             assert found[mode][name] == pytest.approx(values, rel=1e-4, abs=1e-6), (mode, name)
 
 
-def test_resume_refuses_a_change_of_mixed_precision(tmp_path):
+def test_resume_refuses_a_change_of_precision(tmp_path):
     path = str(tmp_path / "pix2pix.weights.h5")
-    before_the_flag = {k: v for k, v in dataclasses.asdict(Config.mnist()).items() if k != "mixed_precision"}
-    for saved_config, refused in ((dataclasses.asdict(Config.mnist(mixed_precision=True)), True),
+    before_the_flag = {k: v for k, v in dataclasses.asdict(Config.mnist()).items() if k != "precision"}
+    for saved_config, refused in ((dataclasses.asdict(Config.mnist(precision="fp16")), True),
                                   (before_the_flag, False)):  # a checkpoint from before the flag: its default
         with h5py.File(path, "w") as f:
             f.attrs["pix2pix_progress"] = json.dumps({"epoch": 1, "step": 0, "history": {}, "config": saved_config})
-        cfg = Config.mnist(out=str(tmp_path), resume=True)
+        cfg = Config.mnist(out=str(tmp_path), resume=True, precision="fp32")
         if refused:
-            with pytest.raises(ValueError, match="--mixed-precision True -> False"):
+            with pytest.raises(ValueError, match="--precision fp16 -> fp32"):
                 start_state(cfg, path)
         else:
             assert start_state(cfg, path) == (1, 0, {})

@@ -199,3 +199,41 @@ def test_presets_say_which_defaults_and_scale_the_unet_to_small_crops():
     assert (lesson.task, lesson.epochs, lesson.max_epoch_steps, lesson.batch_size, lesson.l1_weight) == (
         "inpaint", 15, 70, 64, 1000.0)
     assert Pix2Pix(img_shape=(16, 16, 1)).l1_weight == Config().l1_weight  # Pix2Pix() uses the paper's
+
+
+def test_paste_known_keeps_known_pixels_bit_identical_and_loads_in_plain_keras(digits, tmp_path):
+    """Outside the hole the output is the input, bit for bit; inside, the net's own drawing; the
+    saved generator needs nothing from this project to load and gives the same outputs."""
+    from mnist_ds import to_unit_range
+    from tasks import mask_square
+    src, hole = (np.asarray(a) for a in mask_square(to_unit_range(digits[0][:16]), seed=(4, 5)))
+    pasting = unet((28, 28, 1), filters=8, max_filters=16, keep_known=True)
+    drawing = keras.Model(pasting.input, pasting.get_layer("generated").output)  # the same net, before pasting
+    out, drawn = np.asarray(pasting(src)), np.asarray(drawing(src))
+    known = hole == 0
+    assert np.array_equal(out[known], src[known])
+    assert np.array_equal(out[~known], drawn[~known]) and not np.array_equal(drawn[known], src[known])
+    path = str(tmp_path / "g.keras")
+    pasting.save(path)
+    assert np.array_equal(np.asarray(keras.models.load_model(path, compile=False)(src)), out)
+
+
+def test_ema_generator_holds_the_moving_average_of_the_generators_weights():
+    """After each step t: avg = d * avg + (1 - d) * w with d = min(ema, (1 + t) / (10 + t)), for
+    every weight (BatchNorm statistics included); what is validated and saved is that average."""
+    tf.random.set_seed(0)
+    model = Pix2Pix(generator=unet((16, 16, 1), filters=8, max_filters=16), ema=0.5,
+                    discriminator=patch_discriminator((16, 16, 1), filters=8))
+    model.compile()
+    src, target = tf.random.uniform((4, 16, 16, 1), -1, 1), tf.random.uniform((4, 16, 16, 1), -1, 1)
+    expected = [w.numpy() for w in model.generator.weights]
+    for t in (1, 2, 3):
+        model.train_step((src, target))
+        d = min(0.5, (1 + t) / (10 + t))
+        expected = [d * a + (1 - d) * w.numpy() for a, w in zip(expected, model.generator.weights)]
+    for avg, want in zip(model.ema_generator.weights, expected):
+        np.testing.assert_allclose(avg.numpy(), want, rtol=1e-5, atol=1e-6)
+    assert model.output_generator is model.ema_generator
+    assert not np.allclose(model.ema_generator.weights[0].numpy(), model.generator.weights[0].numpy())
+    with pytest.raises(ValueError, match="ema must be a decay"):
+        Pix2Pix(ema=1.0)

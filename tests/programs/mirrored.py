@@ -60,7 +60,7 @@ for b in strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(b
     lso_step(b)
 
 # build_model under both: synchronised BatchNorm, loss-scaled optimizers, one fit step
-with strategy.scope(), distribute.mixed_precision(True, force=True):
+with strategy.scope(), distribute.precision_policy("fp16"):
     mixed = build_model(Config.mnist(gen_filters=4, gen_max_filters=8, disc_filters=4), img_shape=(16, 16, 1))
 first = next(iter(strategy.experimental_distribute_dataset(pairs)))
 mixed_logs = strategy.reduce("MEAN", strategy.run(mixed.train_step, args=(first,)), axis=None)  # eager: fast

@@ -1,0 +1,117 @@
+"""Which settings give the best digits in a first run? Train variants of the default MNIST
+inpainting run with several seeds and score each on the 10,000 MNIST test digits.
+
+    python benchmarks/quality_variants.py --test-data ../shared/data/mnist-t10k       # every variant
+    python benchmarks/quality_variants.py --only default,ema --seeds 0 1 2 --test-data PATH
+
+Each (variant, seed) trains in runs/variants/NAME-sN with `pix2pix.train` (a finished one is
+skipped, an interrupted one resumed: run the command again), and is scored with
+`evaluate.score_generator` next to the ceiling (the accuracy of a classifier trained on masked
+digits, on the test inputs). The table printed at the end, and written to runs/variants/variants.md,
+gives each variant's mean over the seeds with the spread (min-max) and its training minutes.
+Minutes depend on the machine and on what else runs on it: compare them within one table.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from config import Config, RunFiles  # noqa: E402
+
+# name: (what it changes, Config.mnist changes). "today" is the default before the search.
+VARIANTS = {
+    "today": ("no paste, no averaging (the default before this search)", dict(no_paste=True, ema=0.0)),
+    "paste": ("known pixels pasted back (nets.paste_known)", dict(ema=0.0)),
+    "paste+ema.99": ("paste, EMA of G's weights, decay 0.99", dict(ema=0.99)),
+    "paste+ema.999": ("paste, EMA decay 0.999", dict(ema=0.999)),
+    "paste+ema.99+l100": ("paste, EMA 0.99, lambda 100", dict(ema=0.99, l1_weight=100.0)),
+    "paste+ema.99+l300": ("paste, EMA 0.99, lambda 300", dict(ema=0.99, l1_weight=300.0)),
+    "paste+ema.99+b32": ("paste, EMA 0.99, batch 32, twice the steps (same digits seen)",
+                         dict(ema=0.99, batch_size=32, max_epoch_steps=140)),
+}
+SCORES = [("acc_generated", "accuracy", "{:.2%}"), ("acc_ceiling", "ceiling", "{:.2%}"),
+          ("frechet_generated", "Fréchet", "{:.3f}"), ("l1_hole", "L1 hole", "{:.4f}"),
+          ("ssim_hole", "SSIM hole", "{:.3f}"), ("grey_hole", "grey hole", "{:.1%}"),
+          ("l1_outside", "L1 outside", "{:.4f}")]
+
+
+def train_and_score(name, seed, root, test):
+    """Train (or resume, or skip) variant `name` with `seed`; returns its scores with "minutes"."""
+    import keras
+
+    import pix2pix
+    from evaluate import score_generator
+    changes = VARIANTS[name][1]
+    cfg = Config.mnist(**changes, seed=seed, verbose=2,
+                       out=os.path.join(root, f"{name}-s{seed}"))
+    files = RunFiles(cfg.out)
+    timing = os.path.join(cfg.out, "minutes.json")
+    if not os.path.exists(timing):
+        start = time.time()
+        pix2pix.train(cfg.replace(resume=os.path.exists(files.checkpoint)))
+        with open(timing, "w") as f:
+            json.dump({"minutes": (time.time() - start) / 60}, f)
+    with open(timing) as f:
+        minutes = json.load(f)["minutes"]
+    generator = keras.models.load_model(files.generator, compile=False)
+    images, labels, judge, ceiling = test
+    scores = score_generator(generator, images, labels, judge, seed=0, ceiling=ceiling)
+    scores["l1_outside"] = outside_error(generator, images)
+    print(f"{name} seed {seed}: " + ", ".join(f"{h} {fmt.format(scores[k])}" for k, h, fmt in SCORES)
+          + f", {minutes:.1f} min", flush=True)
+    return {**scores, "minutes": minutes}
+
+
+def outside_error(generator, images):
+    """Mean |output - input| outside the hole (where the input already holds the truth)."""
+    import numpy as np
+
+    from mnist_ds import to_unit_range
+    from tasks import mask_square
+    src, hole = (np.asarray(a) for a in mask_square(to_unit_range(images[:2000]), seed=(0, 0)))
+    fake = np.asarray(generator.predict(src, batch_size=256, verbose=0))
+    return float(np.abs(fake - src)[hole[..., 0] == 0].mean())
+
+
+def table(results):
+    """Markdown: one row per variant, mean (min-max) over its seeds."""
+    lines = ["| variant | seeds | " + " | ".join(h for _, h, _ in SCORES) + " | minutes |",
+             "| --- | ---: |" + " ---: |" * (len(SCORES) + 1)]
+    for name, runs in results.items():
+        cells = []
+        for key, _, fmt in [*SCORES, ("minutes", "", "{:.1f}")]:
+            values = [r[key] for r in runs]
+            mean = fmt.format(sum(values) / len(values))
+            cells.append(mean if len(values) == 1 else f"{mean} ({fmt.format(min(values))}-{fmt.format(max(values))})")
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}: {VARIANTS[n][0]}" for n in results) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="comma-separated variant names (default: all): " + ", ".join(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--test-data", help="MNIST test digits (default: $MNIST_PATH, else Keras' download)")
+    parser.add_argument("--out", default=os.path.join("runs", "variants"))
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    from evaluate import load_or_train_classifier
+    from mnist_ds import load_mnist
+    images, labels = load_mnist(args.test_data, split="test", other_split_ok=False)
+    test = (images, labels, load_or_train_classifier(), load_or_train_classifier(task="inpaint"))
+    results = {name: [train_and_score(name, seed, args.out, test) for seed in args.seeds] for name in names}
+    text = table(results)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "variants.md"), "w") as f:
+        f.write(text)
+    print("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
