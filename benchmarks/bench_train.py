@@ -12,6 +12,8 @@ configs  mnist: 28x28x1, batch 64, the CLI's default nets (`pix2pix.build_model(
 modes    eager:     Pix2Pix compiled with run_eagerly=True (how the original lesson ran its step);
          compiled:  Pix2Pix with the default tf.function graph step (what `fit` runs; jit_compile=False);
          xla:       Pix2Pix compiled with jit_compile=True;
+         bf16:      the compiled step with the nets built under Keras' mixed_bfloat16 policy
+                    (--precision bf16: bfloat16 computation, float32 weights and losses);
          reference: a plain @tf.function step over the same two nets, written the way the TensorFlow
                     pix2pix tutorial writes it (one forward pass of G, D on the real and the generated
                     pair, both gradients from the same pass, two Adam optimizers). See `make_reference_step`.
@@ -25,6 +27,10 @@ the lesson's own step, at 256x256 it is the comparison the paper setting calls f
 modes call `model.train_function`, the very function `fit` calls once per step, on an iterator over
 one in-memory batch repeated, so the timing is of training steps only: no input pipeline, no
 callbacks, no progress bar. Each step's result is read back before the clock stops.
+GFLOP/s: the convolutions' floating-point operations per step (step_flops: 3 forward passes' worth
+for a net that is trained, 2 for a pass that only needs the gradient of its input) over the median
+step time, and its share of the machine's peak: the best GFLOP/s of a 2048x2048 matmul in float32
+(bfloat16 for the bf16 mode), measured by the benchmark itself (job "peak").
 Memory: the peak resident set (VmHWM) of the mode's process, and its growth over the resident set
 just before the nets were built (after TensorFlow was imported).
 
@@ -47,8 +53,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ("mnist", "paper")
-KERAS_MODES = ("eager", "compiled", "xla")
+KERAS_MODES = ("eager", "compiled", "xla", "bf16")
 MODES = {config: (*KERAS_MODES, "reference") for config in CONFIGS}
+PEAK_SIZE = 2048  # side of the square matmuls that measure the machine's peak GFLOP/s
 RESULT_TAG = "BENCH_RESULT "  # a worker's last stdout line: this tag, then its result as JSON
 
 
@@ -238,18 +245,66 @@ def summarize(times, batch_size):
             "images_per_s_mean": batch_size / mean}
 
 
+def conv_flops(net, batch_size):
+    """Floating-point operations (2 per multiply-add) of one forward pass of `net` over `batch_size`
+    images, counting its Conv2D and Conv2DTranspose layers (nearly all of the work)."""
+    _, keras, _, _ = _project()
+    total = 0
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # one k x k x c_out block per input pixel
+            h, w, channels = layer.input.shape[1:]
+        elif isinstance(layer, keras.layers.Conv2D):          # one k x k x c_in sum per output pixel
+            (h, w), channels = layer.output.shape[1:3], layer.input.shape[-1]
+        else:
+            continue
+        total += 2 * layer.kernel_size[0] * layer.kernel_size[1] * channels * layer.filters * h * w
+    return total * batch_size
+
+
+def step_flops(generator, discriminator, batch_size, mode):
+    """Convolution FLOPs of one training step. Training a net on a batch costs about 3 forward
+    passes (forward, gradient of the input, gradient of the weights). Pix2Pix.train_step: G trained
+    (3), D trained on the real and the generated pair (6), then D's pass on the generated pair and
+    its input gradient for G's loss (2): 3 G + 8 D. The reference step reuses D's generated pass for
+    G's gradient: 3 G + 7 D."""
+    g, d = conv_flops(generator, batch_size), conv_flops(discriminator, batch_size)
+    return 3 * g + (7 if mode == "reference" else 8) * d
+
+
+def run_peak(size=PEAK_SIZE, repeats=10, seed=0):
+    """The machine's matmul peak: best GFLOP/s of a [size, size] @ [size, size] product in float32
+    and in bfloat16 (a tf.function, its result read back each time). Two rows."""
+    tf, _, _, _ = _project()
+    rows = []
+    for dtype in ("float32", "bfloat16"):
+        a = tf.cast(tf.random.stateless_uniform((size, size), seed=(seed, 1)), dtype)
+        b = tf.cast(tf.random.stateless_uniform((size, size), seed=(seed, 2)), dtype)
+        product = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
+        np.asarray(product(a, b))  # trace
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            np.asarray(product(a, b))
+            times.append(time.perf_counter() - t0)
+        rows.append({"config": "machine", "mode": f"peak {dtype}", "dtype": dtype, "size": size,
+                     "gflops_per_s": 2 * size ** 3 / min(times) / 1e9, "ms_min": 1e3 * min(times)})
+    return rows
+
+
 def run_case(config, mode, steps, warmup=1, max_seconds=0.0, min_steps=2, small=False, seed=0):
     """Benchmark one (config, mode) in this process; returns its result row (a dict)."""
     tf, keras, _, _ = _project()
+    distribute = _project_module("distribute")
     rss_before = proc_status_mib("VmRSS")
     keras.utils.set_random_seed(seed)
-    generator, discriminator, batch_size, img_shape = build_nets(config, small)
+    with distribute.precision_policy("bf16" if mode == "bf16" else "fp32"):
+        generator, discriminator, batch_size, img_shape = build_nets(config, small)
     src, target = example_batch(config, batch_size, img_shape, seed)
     if mode == "reference":
         step, _, _ = make_reference_step(generator, discriminator)
         run_step = lambda: step(src, target)["gen_total_loss"]  # noqa: E731
     else:
-        model = build_pix2pix(generator, discriminator, mode)
+        model = build_pix2pix(generator, discriminator, "compiled" if mode == "bf16" else mode)
         model.make_train_function()
         iterator = iter(tf.data.Dataset.from_tensors((src, target)).repeat())  # no input cost per step
         run_step = lambda: next(iter(model.train_function(iterator).values()))  # noqa: E731
@@ -260,6 +315,8 @@ def run_case(config, mode, steps, warmup=1, max_seconds=0.0, min_steps=2, small=
             "small": small, "steps": len(timing["times"]), "warmup_steps": max(1, warmup),
             "warmup_s": timing["warmup_s"], "first_step_s": timing["first_step_s"],
             **summarize(timing["times"], batch_size), "loss_after": loss, "loss_finite": math.isfinite(loss),
+            "precision": "bf16" if mode == "bf16" else "fp32",
+            "gflop_per_step": step_flops(generator, discriminator, batch_size, mode) / 1e9,
             "peak_rss_mib": peak, "rss_growth_mib": peak - rss_before, "step_times_s": timing["times"]}
 
 
@@ -299,11 +356,14 @@ def run_data(batch_size=64, data=None, limit=None, small=False, seed=0):
 # Subprocess workers
 # ---------------------------------------------------------------------------------------------
 
+RUNNERS = {"case": lambda **job: [run_case(**job)], "data": run_data, "peak": run_peak}  # kind -> rows
+
+
 def worker_main(argv):
     """Entry point of a worker process: run one job, print its result after RESULT_TAG."""
     job = json.loads(argv[0])
     kind = job.pop("kind")
-    rows = run_data(**job) if kind == "data" else [run_case(**job)]
+    rows = RUNNERS[kind](**job)
     sys.stdout.flush()
     print(RESULT_TAG + json.dumps(rows), flush=True)
 
@@ -314,7 +374,7 @@ def run_isolated(job, timeout=900):
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(job)]
-    label = {k: job[k] for k in ("config", "mode") if k in job} or {"config": "mnist", "mode": "data"}
+    label = {k: job[k] for k in ("config", "mode") if k in job} or {"config": job["kind"], "mode": job["kind"]}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
     except subprocess.TimeoutExpired:
@@ -332,7 +392,7 @@ def run_job(job, isolate):
     job = dict(job)
     kind = job.pop("kind")
     try:
-        return run_data(**job) if kind == "data" else [run_case(**job)]
+        return RUNNERS[kind](**job)
     except Exception as e:  # report and go on with the other modes
         return [{"config": job.get("config", "mnist"), "mode": job.get("mode", "data"),
                  "error": f"{type(e).__name__}: {e}"}]
@@ -377,7 +437,7 @@ def _find(rows, config, mode):
 def ratios(rows):
     """Speed ratios (images/second of the first over the second; > 1: the first is faster)."""
     pairs = [("compiled", "eager"), ("xla", "compiled"), ("xla", "eager"), ("compiled", "reference"),
-             ("xla", "reference")]
+             ("xla", "reference"), ("bf16", "compiled"), ("bf16", "reference")]
     out = {}
     for config in CONFIGS:
         for a, b in pairs:
@@ -406,19 +466,23 @@ def format_report(rows, info, command, settings, wall_s=None):
              + (f", at end {settings['loadavg_end']}" if settings.get("loadavg_end") else ""),
              f"Settings: {json.dumps({k: v for k, v in settings.items() if k != 'loadavg_end'})}", "",
              "| config | mode | batch | steps timed | ms/step (median) | mean ms | sd ms | min ms | images/s "
-             "| warm-up s (first step) | peak RSS MiB | RSS growth MiB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| GFLOP/s | of peak | warm-up s (first step) | peak RSS MiB | RSS growth MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    peaks = {r["dtype"]: r["gflops_per_s"] for r in rows if r["config"] == "machine" and "error" not in r}
     names = {"mnist": "MNIST 28x28x1", "paper": "paper 256x256x3"}
     for r in rows:
-        if r["mode"] in ("input pipeline", "fit epoch (compiled)"):
+        if r["mode"] in ("input pipeline", "fit epoch (compiled)") or r["config"] == "machine":
             continue
         name = names.get(r["config"], r["config"]) + (" (small nets)" if r.get("small") else "")
         if "error" in r:
-            lines.append(f"| {name} | {r['mode']} | | | failed: {r['error']} | | | | | | | |")
+            lines.append(f"| {name} | {r['mode']} | | | failed: {r['error']} | | | | | | | | | |")
             continue
+        gflops = r["gflop_per_step"] / (r["ms_per_step"] / 1e3)
+        peak = peaks.get("bfloat16" if r["precision"] == "bf16" else "float32")
         cells = [name, r["mode"], r["batch_size"], r["steps"], _fmt(r["ms_per_step"], ".1f"),
                  _fmt(r.get("ms_mean"), ".1f"), _fmt(r["ms_sd"], ".1f"), _fmt(r.get("ms_min"), ".1f"),
-                 _fmt(r["images_per_s"], ".2f"), f"{_fmt(r['warmup_s'], '.1f')} ({_fmt(r['first_step_s'], '.1f')})",
+                 _fmt(r["images_per_s"], ".2f"), _fmt(gflops, ".0f"), f"{gflops / peak:.0%}" if peak else "-",
+                 f"{_fmt(r['warmup_s'], '.1f')} ({_fmt(r['first_step_s'], '.1f')})",
                  _fmt(r["peak_rss_mib"], ".0f"), _fmt(r["rss_growth_mib"], ".0f")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     data_rows = [r for r in rows if r["mode"] in ("input pipeline", "fit epoch (compiled)")]
@@ -433,6 +497,9 @@ def format_report(rows, info, command, settings, wall_s=None):
                     else f" (first pass {r['first_pass_s']:.2f} s)")
             lines.append(f"| {r['mode']}{note} | {r['images']} | {r['steps']} | {r['epoch_s']:.2f} "
                          f"| {r['images_per_s']:.0f} | {r['ms_per_step']:.1f} |")
+    if peaks:
+        lines += ["", "Machine peak, best of 10 matmuls of 2048x2048: " + ", ".join(
+            f"{dtype} {value:.0f} GFLOP/s" for dtype, value in peaks.items())]
     found = ratios(rows)
     if found:
         lines += ["", "Ratios of images/s, from median step times (> 1: the first is faster):", ""]
@@ -487,7 +554,7 @@ def parse_args(argv=None):
 
 def jobs(args):
     """The list of jobs (dicts) that `args` asks for, in the order they run."""
-    out = []
+    out = [{"kind": "peak", "size": 256 if args.small else PEAK_SIZE}]
     configs = CONFIGS if args.only == "all" else (args.only,)
     for config in configs:
         for mode in MODES[config]:
@@ -511,7 +578,8 @@ def main(argv=None):
     start = time.perf_counter()
     rows = []
     for job in jobs(args):
-        what = f"{job.get('config', 'mnist')} {job.get('mode', 'input pipeline + fit epoch')}"
+        what = {"peak": "matmul peak", "data": "mnist input pipeline + fit epoch"}.get(
+            job["kind"], f"{job.get('config')} {job.get('mode')}")
         print(f"running {what} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         new = run_job(job, args.isolate)
