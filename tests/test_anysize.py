@@ -86,3 +86,13 @@ def test_a_huge_image_without_tile_is_refused_in_one_line(run_folder, tmp_path):
     with pytest.raises(SystemExit, match="--tile must be >= 0 and works with --size keep"):
         cli.main(["predict", "--model", str(run_folder), "--input", str(tmp_path / "huge.png"),
                   "--output", str(tmp_path / "out"), "--size", "train", "--tile", "256"])
+
+
+def test_mnist_runs_keep_the_training_size_by_default(tmp_path, photos):
+    from nets import unet
+    unet((28, 28, 1), filters=4, max_filters=8).save(RunFiles(str(tmp_path)).generator)
+    (tmp_path / "config.json").write_text(json.dumps({"task": "denoise", "batch_size": 64}))
+    predict.predict(str(tmp_path), str(photos / "wide.png"), str(tmp_path / "out"))
+    assert sizes(tmp_path / "out") == {"wide.png": (28, 28)}                      # resized: a digit net
+    predict.predict(str(tmp_path), str(photos / "wide.png"), str(tmp_path / "kept"), size="keep")
+    assert sizes(tmp_path / "kept") == {"wide.png": (75, 40)}
