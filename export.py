@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 import tensorflow as tf
@@ -32,11 +33,12 @@ NEEDS = {"onnx": ("tf2onnx", "onnx")}  # packages a format needs beyond TensorFl
 POLICIES = {"eval": "eval: dropout off, BatchNorm normalises with its moving averages; deterministic",
             "paper": "paper: as in training (the paper's test time): dropout on (rate of each Dropout), BatchNorm "
                      "normalises with the mean and variance of the batch passed in; moving averages unused"}
-RUNTIMES = {"saved_model": "tf.saved_model.load(PATH).serve(tf.constant(src))",
-            "tflite": "interpreter = tf.lite.Interpreter(model_path=PATH); interpreter.resize_tensor_input(0, "
-                      "src.shape); interpreter.allocate_tensors(); interpreter.set_tensor(input_index, src); "
-                      "interpreter.invoke(); interpreter.get_tensor(output_index)",
-            "onnx": "onnxruntime.InferenceSession(PATH).run(None, {input_name: src})[0]"}
+RUNTIMES = {"saved_model": "loaded = tf.saved_model.load(PATH); fake = loaded.serve(tf.constant(src)).numpy()",
+            "tflite": "i = tf.lite.Interpreter(model_path=PATH); into, out = i.get_input_details()[0]['index'], "
+                      "i.get_output_details()[0]['index']; i.resize_tensor_input(into, src.shape); "
+                      "i.allocate_tensors(); i.set_tensor(into, src); i.invoke(); fake = i.get_tensor(out)",
+            "onnx": "session = onnxruntime.InferenceSession(PATH); "
+                    "fake = session.run(None, {session.get_inputs()[0].name: src})[0]"}
 
 
 class BatchStatistics(keras.layers.Layer):
@@ -97,13 +99,17 @@ def write_export(model, fmt, path):
     saved_model), renamed into place when complete."""
     model(tf.zeros([1, *model.input_shape[1:]]))  # the ONNX export wants a model that has run once
     if fmt != "saved_model":
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)  # Keras' tf2onnx shim
             model.export(tmp, format=KERAS_FORMATS[fmt], verbose=False)
         return
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".partial",
                            dir=os.path.dirname(os.path.abspath(path)))
     try:
         model.export(tmp, format=KERAS_FORMATS[fmt], verbose=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's folder is private (0700); the export is not
         os.rename(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

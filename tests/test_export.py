@@ -49,7 +49,6 @@ def run_export(path, fmt, src):
 
 
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
-@pytest.mark.filterwarnings("ignore:In the future `np.object`:FutureWarning")  # Keras' tf2onnx shim
 @pytest.mark.parametrize("fmt, mode", [("saved_model", "paper"), ("tflite", "eval"), ("onnx", "eval")])
 def test_the_export_gives_predicts_output(run_folder, tmp_path, fmt, mode):
     if fmt == "onnx":
