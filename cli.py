@@ -2,6 +2,7 @@
 
     python pix2pix.py [--flags]        train (pix2pix.train): MNIST inpainting, or --data FOLDER of pairs
     python pix2pix.py predict ...      translate new images with a trained generator (predict.py)
+    python pix2pix.py export ...       save a generator as SavedModel, TFLite or ONNX (export.py)
     python pix2pix.py evaluate ...     score a generator on held-out test images (evaluate.py)
     python pix2pix.py ablation ...     the paper's loss ablation on MNIST (ablation.py)
 
@@ -16,9 +17,22 @@ import os
 import shlex
 import sys
 
-from config import DIRECTIONS, INFERENCE_MODES, LOSSES, PRECISIONS, STRATEGIES, TASKS, Config, RunFiles, flag
+from config import (
+    DIRECTIONS,
+    EXPORT_FORMATS,
+    INFERENCE_MODES,
+    LOSSES,
+    PRECISIONS,
+    SIZES,
+    STRATEGIES,
+    TASKS,
+    WHOLE_IMAGE_PIXELS,
+    Config,
+    RunFiles,
+    flag,
+)
 
-COMMANDS = ("predict", "evaluate", "ablation")  # besides training, the default
+COMMANDS = ("predict", "export", "evaluate", "ablation")  # besides training, the default
 
 # Help of every training flag. "{mnist}" / "{paper}": the Config.mnist() / Config.paper() default.
 TRAINING_HELP = {
@@ -101,7 +115,8 @@ def training_parser(prog="pix2pix.py", defaults=None):
         description="Train Pix2Pix (Isola et al. 2017) on a folder of paired images (--data FOLDER), or on "
                     "paired MNIST tasks, by default filling square holes in digits.",
         epilog="Other commands: `python pix2pix.py predict --help` (translate new images with a trained "
-               "generator), `python pix2pix.py evaluate --help` (score a generator on held-out digits), "
+               "generator), `python pix2pix.py export --help` (SavedModel, TFLite, ONNX), "
+               "`python pix2pix.py evaluate --help` (score a generator on held-out digits), "
                "`python pix2pix.py ablation --help` (the paper's loss ablation on MNIST).")
     mnist, paper = Config.mnist(), Config.paper()
     for field in dataclasses.fields(Config):
@@ -179,7 +194,7 @@ def predict_parser():
         prog="pix2pix.py predict", formatter_class=HelpFormatter,
         description="Translate an image or a folder of images with a trained generator; writes PNGs with "
                     "the inputs' names.",
-        epilog="Inputs are prepared as the run prepared its validation images (config.json beside the model). "
+        epilog="Inputs are read with the run's settings (config.json beside the model). "
                "Notes (not errors) flag inputs that will not look like the training inputs: resizing that "
                "changes the aspect ratio; for MNIST models, dark-on-light drawings (MNIST is white on black) "
                "and, for inpainting, inputs without a mid-grey (128) hole.")
@@ -193,6 +208,35 @@ def predict_parser():
     parser.add_argument("--pairs", action="store_true",
                         help="inputs are A|B pairs (as a data set's test/ folder): translate the half the "
                              "run's --direction takes as input")
+    parser.add_argument("--size", choices=SIZES,
+                        help="keep: each image at its own size and aspect ratio, output of the same size (default "
+                             "for runs on folders of pairs); train: resized to the generator's training size, as "
+                             "the run read its validation images (default for MNIST runs: a 28x28 net on a photo "
+                             "means nothing)")
+    parser.add_argument("--tile", type=int, default=0, metavar="N",
+                        help=f"with --size keep: translate in overlapping N x N tiles with blended seams, for "
+                             f"images over {WHOLE_IMAGE_PIXELS / 1e6:.1f} megapixels (refused whole: memory); "
+                             f"0: each image whole")
+    return parser
+
+
+def export_parser():
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,
+        prog="pix2pix.py export", formatter_class=HelpFormatter,
+        description="Save a trained generator for use outside Python's Keras: a TensorFlow SavedModel, a "
+                    "TFLite file, or ONNX, with the inference policy (--mode) baked in and a json beside it "
+                    "(PATH.json) stating the policy, input and output.",
+        epilog="The export takes float32 [n, h, w, c] in [-1, 1] at the training size. ONNX needs tf2onnx and "
+               "onnx: pip install -r requirements-export.txt. docs/export.md shows how to run each one.")
+    parser.add_argument("--model", required=True, help="the generator, OUT/generator.keras of a training run "
+                                                       "(or the run folder OUT)")
+    parser.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="what to write")
+    parser.add_argument("--output", help="where (default: beside the model: generator_saved_model/, "
+                                         "generator.tflite or generator.onnx); never overwritten")
+    parser.add_argument("--mode", choices=("auto", *INFERENCE_MODES), default="auto",
+                        help="the inference policy baked in: paper (dropout on, BatchNorm with batch statistics), "
+                             "eval (moving averages, no dropout), auto (paper for batch-size-1 runs, else eval)")
     return parser
 
 
@@ -258,7 +302,13 @@ def run_training(train, cfg, argv=()):
 @fail_in_one_line("predict")
 def run_predict(args):
     from predict import predict
-    predict(args.model, args.input, args.output, args.mode, args.pairs)
+    predict(args.model, args.input, args.output, args.mode, args.pairs, args.size, args.tile)
+
+
+@fail_in_one_line("export")
+def run_export(args):
+    from export import export
+    export(args.model, args.format, args.output, args.mode)
 
 
 @fail_in_one_line("evaluate")
@@ -289,6 +339,8 @@ def parse_command(argv=None):
     command, rest = (argv[0], argv[1:]) if argv[:1] and argv[0] in COMMANDS else ("", argv)
     if command == "predict":
         return command, (predict_parser().parse_args(rest),)
+    if command == "export":
+        return command, (export_parser().parse_args(rest),)
     if command == "evaluate":
         parser = evaluate_parser()
         args = parser.parse_args(rest)
@@ -313,6 +365,8 @@ def run(parsed, train):
     command, args = parsed
     if command == "predict":
         return run_predict(*args)
+    if command == "export":
+        return run_export(*args)
     if command == "evaluate":
         return run_evaluate(*args)
     if command == "ablation":
@@ -333,6 +387,7 @@ def flag_reference():
     parts = ["# Flags\n\nGenerated from `--help` (`python -c \"import cli; print(cli.flag_reference())\" > "
              "docs/flags.md`); the defaults live in config.py.\n"]
     for title, parser in (("python pix2pix.py", training_parser()), ("python pix2pix.py predict", predict_parser()),
+                          ("python pix2pix.py export", export_parser()),
                           ("python pix2pix.py evaluate", evaluate_parser()),
                           ("python pix2pix.py ablation", ablation_parser())):
         parts.append(f"## `{title}`\n\n```\n{parser.format_help().rstrip()}\n```\n")

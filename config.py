@@ -19,6 +19,9 @@ DIRECTIONS = ("AtoB", "BtoA")  # image folders: which side is the input
 STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute (distribute.py)
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # compute precision (distribute.resolve_precision)
 INFERENCE_MODES = ("eval", "paper")  # BatchNorm and dropout at inference (predict.translate)
+SIZES = ("keep", "train")  # predict --size: the input's own size, or resized to the training size
+WHOLE_IMAGE_PIXELS = 2048 * 2048  # predict translates larger images only in tiles (--tile): memory
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx")  # python pix2pix.py export --format
 HOLE_SIZES = (10, 15)  # inpainting: smallest and largest side of the square hole, pixels
 
 

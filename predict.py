@@ -2,10 +2,17 @@
 
     python pix2pix.py predict --model runs/facades/generator.keras --input photos/ --output translated/
 
-Each input is read as the run read its validation images (resized to the generator's size, or
-centre-cropped for a run with --load-size 0), translated, and written as a PNG with the input's
-name (a.jpg -> a.png) into --output. The run's settings come from config.json beside the model,
-so no training flag needs repeating; a generator without one is used with the defaults.
+Each input is translated and written as a PNG with the input's name (a.jpg -> a.png) into
+--output. The run's settings come from config.json beside the model, so no training flag needs
+repeating; a generator without one is used with the defaults.
+
+Size (--size): "keep" (the default for runs on folders of pairs) translates each image at its own
+size and aspect ratio, 300x300 or 1920x1080 alike, and writes an output of exactly that size. The
+U-Net is fully convolutional: `any_size` rebuilds the saved generator with an input of any height
+and width, `translate_image` mirrors the image at its edges to a size the U-Net takes, translates
+it whole or in overlapping tiles (--tile, blended seams) and crops back. "train" (the default for
+MNIST runs, whose 28x28 nets mean nothing on a photo) reads each input as the run read its
+validation images: resized to the generator's size, or centre-cropped for a run with --load-size 0.
 
 BatchNorm and dropout at inference (--mode): "paper" runs the nets as in training, as the paper
 does at test time (dropout on, BatchNorm with the statistics of the batch, `batch_size` images of
@@ -16,9 +23,10 @@ statistics are never changed.
 """
 import os
 
+import keras
 import numpy as np
 
-from config import INFERENCE_MODES, RunFiles
+from config import INFERENCE_MODES, WHOLE_IMAGE_PIXELS, RunFiles
 from folder_ds import IMAGE_SUFFIXES, image_files, image_info, prepare, read_image
 from utils import check_images, load_generator
 from visual import save_image, to_uint8
@@ -46,6 +54,98 @@ def translate(generator, images, batch_size=64, mode="eval"):
     finally:
         for variable, value in zip(moving, saved):
             variable.assign(value)
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Any size: the whole image at once, or in overlapping tiles
+# ---------------------------------------------------------------------------------------------
+
+def any_size(generator):
+    """The same generator, same weights, taking images of any height and width: rebuilt from its
+    config with a [None, None, None, c] input, for any functional model of built-in layers. (The
+    saved generator.keras keeps its training size, so plain Keras loads it as it is.)"""
+    config = generator.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            shape = layer["config"]["batch_shape"]
+            layer["config"]["batch_shape"] = [shape[0], None, None, shape[-1]]
+    model = type(generator).from_config(config)
+    model.set_weights(generator.get_weights())
+    return model
+
+
+def size_step(generator):
+    """The generator's total stride: the product of its downsampling layers' strides (2**depth for
+    a U-Net: 32 at 28x28, 256 at 256x256). It takes its training size plus multiples of this."""
+    step = 1
+    for layer in generator.layers:
+        if hasattr(layer, "strides") and not isinstance(layer, keras.layers.Conv2DTranspose):
+            step *= layer.strides[0]
+    return step
+
+
+def fit_padding(side, train_side, step):
+    """(before, after): the fewest pixels that bring `side` to a side the generator takes
+    (train_side plus a multiple of `step`, the smallest such side >= `side`), split evenly."""
+    extra = (train_side - side) % step
+    return extra // 2, extra - extra // 2
+
+
+def tile_starts(side, tile, step):
+    """Top (or left) edges of `tile`-pixel windows covering `side` pixels: 0, then one every stride,
+    the last flush with the end. Neighbours overlap by at least a quarter tile; the stride is a
+    multiple of `step` where it can be, so every tile sits on the whole image's grid of strides and
+    gives the whole image's result away from its borders (eval mode)."""
+    if side <= tile:
+        return [0]
+    stride = tile - tile // 4
+    stride = stride // step * step or stride
+    return [*range(0, side - tile, stride), side - tile]
+
+
+def blend_weights(height, width, ramp):
+    """float32 [height, width, 1]: 1 in the middle, falling linearly over the `ramp` pixels at each
+    edge to 1 / (ramp + 1), so overlapping tiles fade into each other (never 0: an image edge is
+    covered by one tile only)."""
+    def profile(n):
+        distance = np.minimum(np.arange(1, n + 1), np.arange(n, 0, -1))  # 1 at the edges
+        return np.minimum(1.0, distance / (ramp + 1))
+    return np.outer(profile(height), profile(width)).astype(np.float32)[..., None]
+
+
+def translate_tiles(model, image, tile, step, mode="eval", batch_size=CHUNK):
+    """float [h, w, c] in [-1, 1], of sides the generator takes -> float32 [h, w, out_c]: translated
+    in windows of about tile x tile pixels (rounded to sides it takes), `batch_size` at a time,
+    overlapping windows blended (blend_weights). model: any_size(generator)."""
+    height, width = image.shape[:2]
+    tile_h, tile_w = (min(side, tile + (side - tile) % step) for side in (height, width))
+    corners = [(y, x) for y in tile_starts(height, tile_h, step) for x in tile_starts(width, tile_w, step)]
+    weights = blend_weights(tile_h, tile_w, max(tile_h, tile_w) // 4)
+    total, norm = None, np.zeros((height, width, 1), np.float32)
+    for i in range(0, len(corners), batch_size):
+        batch = corners[i:i + batch_size]
+        fakes = translate(model, np.stack([image[y:y + tile_h, x:x + tile_w] for y, x in batch]), batch_size, mode)
+        total = np.zeros((height, width, fakes.shape[-1]), np.float32) if total is None else total
+        for (y, x), fake in zip(batch, fakes):
+            total[y:y + tile_h, x:x + tile_w] += weights * fake
+            norm[y:y + tile_h, x:x + tile_w] += weights
+    return total / norm
+
+
+def translate_image(model, image, train_size, step, tile=0, mode="eval", batch_size=CHUNK):
+    """One image at its own size: float [h, w, c] in [-1, 1] -> float32 [h, w, out_c] in [-1, 1].
+    The image is mirrored at its edges to sides the generator takes (fit_padding), translated
+    whole (tile 0) or in overlapping tiles of about `tile` pixels, and cropped back to h x w.
+    model: any_size(generator); train_size: its (height, width); step: size_step(generator)."""
+    height, width = image.shape[:2]
+    pads = [fit_padding(side, train_side, step) for side, train_side in zip((height, width), train_size)]
+    padded = np.pad(np.asarray(image, np.float32), [*pads, (0, 0)], mode="symmetric")  # mirror, edge pixel kept
+    if tile:
+        fake = translate_tiles(model, padded, tile, step, mode, batch_size)
+    else:
+        fake = translate(model, padded[None], 1, mode)[0]
+    return fake[pads[0][0]:pads[0][0] + height, pads[1][0]:pads[1][0] + width]
 
 
 def input_files(path):
@@ -130,24 +230,96 @@ UNUSUAL = {"dark_on_light": "is dark on light, but the model learned white strok
                       "paint the hole in that grey, not black or white"}
 
 
+def read_input(path, channels, pairs=False, direction="AtoB"):
+    """float32 [h, w, channels] in [-1, 1] of one file, read with the generator's channels; with
+    `pairs` the file is an A|B pair and the half that `direction` names as input is returned."""
+    image = np.asarray(read_image(path, channels))
+    if pairs:
+        half = image.shape[1] // 2
+        image = image[:, :half] if direction == "AtoB" else image[:, half:]
+    return image
+
+
 def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB"):
     """float32 [n, *img_shape] in [-1, 1]: each file read with the generator's channels and
     brought to its size (folder_ds.prepare). pairs: each file is an A|B pair; the half that
     `direction` names as input is used. Check the files first with check_inputs."""
     height, width, channels = img_shape
-    images = []
+    return np.stack([np.asarray(prepare(read_input(path, channels, pairs, direction), (height, width), load_size))
+                     for path in files])
+
+
+def check_full_size(files, load_size=286, pairs=False, tile=0):
+    """For --size keep, before anything is written: ValueError naming a file that is not an image,
+    an odd-width one with `pairs`, or (without `tile`) one of more than WHOLE_IMAGE_PIXELS. Prints
+    a note when the run resized its training images (load_size) and an input is far larger, so
+    that what it shows is larger than in training."""
+    scaled = []
     for path in files:
-        image = read_image(path, channels)
-        if pairs:
-            half = image.shape[1] // 2
-            image = image[:, :half] if direction == "AtoB" else image[:, half:]
-        images.append(np.asarray(prepare(image, (height, width), load_size)))
-    return np.stack(images)
+        width, height, _ = image_info(path)
+        if pairs and width % 2:
+            raise ValueError(f"{path}: --pairs needs A|B images of even width, got {width}x{height}")
+        width //= 2 if pairs else 1
+        if not tile and width * height > WHOLE_IMAGE_PIXELS:
+            raise ValueError(f"{path} is {width}x{height}, {width * height / 1e6:.1f} megapixels: more than the "
+                             f"{WHOLE_IMAGE_PIXELS / 1e6:.1f} that predict translates whole; add --tile 512 to "
+                             f"translate it in overlapping tiles")
+        if load_size and max(width, height) > 2 * load_size:
+            scaled.append(f"{path} ({width}x{height})")
+    if scaled:
+        print(f"note: the run resized its training images to {load_size}x{load_size}, but {scaled[0]}"
+              f"{f' and {len(scaled) - 1} more' if len(scaled) > 1 else ''} is translated at its own size, "
+              f"where things look larger than in training; downscale it first, or use --size train")
 
 
-def predict(model_path, input_path, output_folder, mode="auto", pairs=False):
+def translate_resized(generator, files, outputs, settings, pairs, mode, batch_size):
+    """--size train: translate `files` at the generator's size, CHUNK at a time, into `outputs`;
+    returns the unusual_inputs notes {kind: [files]}."""
+    img_shape = generator.input_shape[1:]
+    unusual = {kind: [] for kind in UNUSUAL}
+    chunk_size = max(CHUNK, batch_size)
+    for start in range(0, len(files), chunk_size):
+        chunk = slice(start, start + chunk_size)
+        src = load_inputs(files[chunk], img_shape, settings.get("load_size", 286), pairs,
+                          settings.get("direction", "AtoB"))
+        for kind, indices in unusual_inputs(src, settings.get("task"), settings.get("hole_min", 10)).items():
+            unusual[kind] += [files[start + i] for i in indices]
+        for image, path in zip(to_uint8(translate(generator, src, batch_size, mode)), outputs[chunk]):
+            save_image(image, path)
+    return unusual
+
+
+def translate_full_size(generator, files, outputs, settings, pairs, mode, batch_size, tile=0):
+    """--size keep: translate each of `files` at its own size (translate_image) into `outputs`;
+    returns the unusual_inputs notes {kind: [files]}."""
+    model, step = any_size(generator), size_step(generator)
+    *train_size, channels = generator.input_shape[1:]
+    unusual = {kind: [] for kind in UNUSUAL}
+    for path, output in zip(files, outputs):
+        src = read_input(path, channels, pairs, settings.get("direction", "AtoB"))
+        for kind, found in unusual_inputs(src[None], settings.get("task"), settings.get("hole_min", 10)).items():
+            unusual[kind] += [path] if found else []
+        fake = translate_image(model, src, train_size, step, tile, mode, batch_size)
+        save_image(to_uint8(fake[None])[0], output)
+    return unusual
+
+
+def inference_mode(mode, settings):
+    """"eval" or "paper" for --mode `mode` ("auto" picks "paper" for batch-size-1 runs), with a
+    note when eval is asked of a batch-size-1 run."""
+    if mode == "auto":
+        return "paper" if settings.get("batch_size") == 1 else "eval"
+    if mode == "eval" and settings.get("batch_size") == 1:
+        print("note: this run trained with batch size 1, so BatchNorm's moving averages follow only its last "
+              "few images; eval mode can wash the outputs out (--mode paper, the default here, does not)")
+    return mode
+
+
+def predict(model_path, input_path, output_folder, mode="auto", pairs=False, size=None, tile=0):
     """Translate `input_path` (file or folder) with the generator in `model_path` into PNGs in
-    `output_folder`; returns the paths written."""
+    `output_folder`; returns the paths written. size: "keep" (each input's own size), "train" (the
+    generator's), or None: "train" for MNIST runs, else "keep". tile: with "keep", translate in
+    overlapping tiles of about tile x tile pixels (0: whole images)."""
     run = RunFiles.of_model(model_path)
     if os.path.isdir(model_path):  # a run's folder: its generator
         model_path = run.generator
@@ -155,34 +327,32 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False):
         raise FileNotFoundError(f"--model {model_path} does not exist")
     if os.path.exists(output_folder) and not os.path.isdir(output_folder):
         raise ValueError(f"--output {output_folder} is a file; give a folder for the PNGs")
+    if tile < 0 or (tile and size == "train"):
+        raise ValueError(f"--tile must be >= 0 and works with --size keep (each image at its own size), got {tile}")
     files = input_files(input_path)
     outputs = output_paths(files, output_folder)
     generator = load_generator(model_path)
     settings = run.settings()
+    size = size or ("train" if settings.get("task") else "keep")  # an MNIST net knows 28x28 digits only
     if not settings:
-        print(f"note: no config.json beside {model_path}: assuming the defaults (--direction AtoB, images "
-              f"resized whole, eval mode unless --mode paper)")
-    if mode == "auto":
-        mode = "paper" if settings.get("batch_size") == 1 else "eval"
-    elif mode == "eval" and settings.get("batch_size") == 1:
-        print("note: this run trained with batch size 1, so BatchNorm's moving averages follow only its last "
-              "few images; eval mode can wash the outputs out (--mode paper, the default here, does not)")
+        print(f"note: no config.json beside {model_path}: assuming the defaults (--direction AtoB, each image at "
+              f"its own size, eval mode unless --mode paper)")
+    mode = inference_mode(mode, settings)
     batch_size = (settings.get("batch_size") or 1) if mode == "paper" else CHUNK
-    chunk_size = max(CHUNK, batch_size)
     img_shape = generator.input_shape[1:]
-    load_size = settings.get("load_size", 286)
-    check_inputs(files, img_shape, load_size, pairs)
-    print(f"Translating {len(files)} image(s) to {img_shape[0]}x{img_shape[1]} with {model_path} "
+    if size == "train":
+        check_inputs(files, img_shape, settings.get("load_size", 286), pairs)
+    else:
+        check_full_size(files, settings.get("load_size", 286), pairs, tile)
+    where = (f"at their own size{f' in {tile}x{tile} tiles' if tile else ''}" if size == "keep"
+             else f"to {img_shape[0]}x{img_shape[1]}")
+    print(f"Translating {len(files)} image(s) {where} with {model_path} "
           f"({mode} mode: {'dropout on, batch statistics' if mode == 'paper' else 'no dropout, moving averages'})")
     os.makedirs(output_folder, exist_ok=True)
-    unusual = {kind: [] for kind in UNUSUAL}
-    for start in range(0, len(files), chunk_size):
-        chunk = slice(start, start + chunk_size)
-        src = load_inputs(files[chunk], img_shape, load_size, pairs, settings.get("direction", "AtoB"))
-        for kind, indices in unusual_inputs(src, settings.get("task"), settings.get("hole_min", 10)).items():
-            unusual[kind] += [files[start + i] for i in indices]
-        for image, path in zip(to_uint8(translate(generator, src, batch_size, mode)), outputs[chunk]):
-            save_image(image, path)
+    if size == "train":
+        unusual = translate_resized(generator, files, outputs, settings, pairs, mode, batch_size)
+    else:
+        unusual = translate_full_size(generator, files, outputs, settings, pairs, mode, batch_size, tile)
     for kind, names in unusual.items():
         if names:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""

@@ -169,14 +169,16 @@ def in_float32(model):
 
 def check_images(images, name="images", img_shape=None):
     """float32 [n, h, w, c] array of `images`, or ValueError naming what is wrong: the dtype (not
-    floats), the rank, the size or channels (if img_shape is given), or values outside [-1, 1]."""
+    floats), the rank, the size or channels (if img_shape is given; None in it takes any), or
+    values outside [-1, 1]."""
     array = np.asarray(images)
     if array.dtype.kind != "f":
         raise ValueError(f"{name} must be floats in [-1, 1], got dtype {array.dtype} "
                          f"(scale uint8 images with x / 127.5 - 1)")
     if array.ndim != 4:
         raise ValueError(f"{name} must have rank 4 [n, height, width, channels], got shape {list(array.shape)}")
-    if img_shape is not None and tuple(array.shape[1:]) != tuple(img_shape):
+    if img_shape is not None and (len(img_shape) != 3 or any(  # None: any size, as an any-size generator takes
+            want is not None and want != got for want, got in zip(img_shape, array.shape[1:]))):
         raise ValueError(f"{name} are {list(array.shape[1:])} (height, width, channels) but the model "
                          f"takes {list(img_shape)}")
     low, high = float(np.min(array)), float(np.max(array))
