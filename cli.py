@@ -204,7 +204,7 @@ def check_sizes(cfg, error):
     if crop_h != crop_w:
         step = 2 ** min(8, min(crop_h, crop_w).bit_length() - 1)  # the U-Net's 2**depth for the shorter side
         if crop_h % step or crop_w % step:
-            fits = f"{crop_h // step * step or step}x{crop_w // step * step or step}"
+            fits = "x".join(str(max(step, round(side / step) * step)) for side in (crop_h, crop_w))
             error(f"--crop-size {cfg.crop_size}: the U-Net halves both sides {step.bit_length() - 1} times, so "
                   f"each must be a multiple of {step}; try {fits}")
 
