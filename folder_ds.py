@@ -319,6 +319,7 @@ def photos_ds(photos, batch_size, channels, task, training=True, crop_size=CROP_
     paths = tf.constant([p.a_path for p in photos])
 
     def pair(target, task_seed):  # [h, w, c] -> (src [h, w, c or 1], target)
+        target = tf.ensure_shape(target, [*size_hw(crop_size), channels])  # static sides, for low_resolution
         return make_src(task, target[None], task_seed, hole_sizes)[0], target
 
     if not training:
