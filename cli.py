@@ -330,9 +330,10 @@ def parse_command(argv=None):
         args = parser.parse_args(rest)
         if not os.path.isfile(args.model):
             parser.error(f"--model {args.model} does not exist")
-        task = args.task or RunFiles.of_model(args.model).settings().get("task", "inpaint")
-        if task is None:
-            parser.error(f"{args.model} was trained on a folder of image pairs; evaluate scores MNIST tasks "
+        settings = RunFiles.of_model(args.model).settings()
+        task = args.task or settings.get("task", "inpaint")
+        if task is None or task not in TASKS or is_photo_run(Config(task=task, data=settings.get("data"))):
+            parser.error(f"{args.model} was trained on a folder of images; evaluate scores MNIST tasks "
                          f"(use `pix2pix.py predict` on your test images)")
         return command, (args, task)
     if command == "ablation":
