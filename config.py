@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 LOSSES = ("l1+cgan", "l1+gan", "cgan", "gan", "l1")  # the paper's Table 1 rows; l1+cgan is pix2pix
 TASKS = ("inpaint", "edges2digit", "denoise", "superres", "edges2fashion")  # MNIST-sized tasks (tasks.py)
+PHOTO_TASKS = ("inpaint", "colorize", "edges", "denoise", "superres")  # --data a folder of single photos
 DIRECTIONS = ("AtoB", "BtoA")  # image folders: which side is the input
 STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute (distribute.py)
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # compute precision (distribute.resolve_precision)
@@ -28,7 +29,7 @@ HOLE_SIZES = (10, 15)  # inpainting: smallest and largest side of the square hol
 @dataclass
 class Config:
     """Every setting of a training run; one command-line flag each (`python pix2pix.py --help`)."""
-    task: str = None              # one of TASKS, or None: a folder of image pairs (--data)
+    task: str = None              # one of TASKS; for a folder of photos one of PHOTO_TASKS; None: image pairs
     epochs: int = 200             # training epochs; the paper's facades: 200
     max_epoch_steps: int = 0      # an epoch is one pass over the data, at most N steps (0: no cap)
     batch_size: int = 1           # images per step (global under --strategy); the paper: 1
@@ -38,8 +39,8 @@ class Config:
     beta_1: float = 0.5           # Adam beta_1 of both nets; the paper: 0.5
     data: str = None              # a folder of image pairs, or the MNIST source (mnist_ds.load_mnist)
     direction: str = "AtoB"       # image folders: translate A into B, or B into A
-    load_size: int = 286          # image folders: resize to N x N before the random crop (0: crop only)
-    crop_size: int = 256          # image folders: random crop side, the nets' size
+    load_size: int = 286          # image folders: resize before the random crop, N or "HxW" (load_hw; 0: crop only)
+    crop_size: int = 256          # image folders: random crop, the nets' size: N (square) or "HxW", as "256x512"
     no_flip: bool = False         # image folders: no random left-right mirroring
     out: str = os.path.join("runs", "pix2pix")  # output folder (RunFiles)
     seed: int = 0                 # weights, split, shuffling, holes, jitter
@@ -67,10 +68,14 @@ class Config:
     def paper(cls, **changes):
         """The paper's settings for a folder of image pairs (its facades run): 200 epochs, batch 1,
         lambda 100, U-Net-256 filters capped at 512, at most 50 validation pairs. For crops smaller
-        than 256 the U-Net's cap shrinks with them (twice the crop side, at least 64): a 64x64
-        crop gets 128, not a 117 MB generator."""
-        crop_size = changes.get("crop_size", cls.crop_size)
-        changes.setdefault("gen_max_filters", min(512, max(64, 2 * crop_size)))
+        than 256 the U-Net's cap shrinks with them (twice the crop's shorter side, at least 64): a
+        64x64 crop gets 128, not a 117 MB generator. With a `task` (a folder of photos) the
+        inpainting holes default to a quarter to a half of the crop's shorter side."""
+        short_side = min(size_hw(changes.get("crop_size", cls.crop_size)))
+        changes.setdefault("gen_max_filters", min(512, max(64, 2 * short_side)))
+        if changes.get("task"):
+            changes.setdefault("hole_min", max(1, short_side // 4))
+            changes.setdefault("hole_max", max(1, short_side // 2))
         return cls(**changes)
 
     @classmethod
@@ -87,6 +92,33 @@ class Config:
     def replace(self, **changes):
         """A copy with some settings changed."""
         return dataclasses.replace(self, **changes)
+
+
+def size_hw(size):
+    """(height, width) of a --crop-size or --load-size value: N (N x N), "HxW" (as "256x512", or
+    "256" alone) or a pair (h, w). ValueError for anything else."""
+    if isinstance(size, str):
+        parts = size.lower().split("x")
+        if len(parts) in (1, 2) and all(p.strip().isdigit() for p in parts):
+            size = tuple(int(p) for p in parts) if len(parts) == 2 else int(parts[0])
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size, size
+    if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, int) for s in size):
+        return tuple(size)
+    raise ValueError(f"a size is N or HxW (as 256 or 256x512), got {size!r}")
+
+
+def load_hw(load_size, crop_size):
+    """(height, width) that images are resized to before the random crop, or None for load_size 0
+    (crop only): "HxW" as given; N gives the crop's shorter side N and the other side in the crop's
+    proportions, so N x N for a square crop (the paper's 286 for 256) and 286x572 for 256x512."""
+    if not load_size:
+        return None
+    if not isinstance(load_size, int):
+        return size_hw(load_size)
+    crop_h, crop_w = size_hw(crop_size)
+    scale = load_size / min(crop_h, crop_w)
+    return round(crop_h * scale), round(crop_w * scale)
 
 
 FLAG_NAMES = {"l1_weight": "--lambda"}  # fields whose flag is not simply --field-name

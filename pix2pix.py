@@ -39,8 +39,8 @@ from callbacks import (
     handling_signals,
 )
 from checkpoint import claim_out_folder, restore_checkpoint, resume_point
-from config import LOSSES, RunFiles
-from folder_ds import get_folder_ds
+from config import LOSSES, RunFiles, size_hw
+from folder_ds import get_folder_ds, is_pair_folder
 from mnist_ds import IMG_SHAPE, get_ds, load_for_task
 from nets import patch_discriminator, unet
 from utils import check_images, set_seed, write_json
@@ -292,11 +292,11 @@ def open_data(cfg, first_epoch=0, skip_steps=0, verbose=True):
     if cfg.task is None and not cfg.data:
         raise ValueError("no --data: Config.paper() trains on a folder of image pairs, give its path "
                          "(or use Config.mnist() for the MNIST tasks)")
-    if cfg.task is None:  # a folder of image pairs
+    if cfg.task is None or is_pair_folder(cfg.data):  # a folder of image pairs, or with a task of photos
         train_ds, val_ds, steps, (src_channels, target_channels) = get_folder_ds(
             cfg.data, cfg.batch_size, cfg.val_size, cfg.direction, cfg.crop_size, cfg.load_size,
-            flip=not cfg.no_flip, limit=cfg.limit, **stream)
-        return RunData(train_ds, val_ds, steps, (cfg.crop_size, cfg.crop_size, src_channels), target_channels)
+            flip=not cfg.no_flip, limit=cfg.limit, task=cfg.task, hole_sizes=(cfg.hole_min, cfg.hole_max), **stream)
+        return RunData(train_ds, val_ds, steps, (*size_hw(cfg.crop_size), src_channels), target_channels)
     images, _ = load_for_task(cfg.task, cfg.data, verbose=verbose)
     train_ds, val_ds, steps = get_ds(cfg.batch_size, images=images, val_size=cfg.val_size, limit=cfg.limit,
                                      hole_sizes=(cfg.hole_min, cfg.hole_max), task=cfg.task, **stream)

@@ -1,10 +1,15 @@
-"""The tasks' inputs: what each MNIST-sized task makes from a target image, as TensorFlow ops.
+"""The tasks' inputs: what each task makes from a target image, as TensorFlow ops.
 
+The MNIST-sized tasks (config.TASKS, 28x28 digits or Fashion-MNIST items):
     inpaint        a square hole set to 0.0 (mask_square), the lesson's task
     edges2digit    the edge map of the strokes (edge_map), the paper's edges -> photo in small
     denoise        heavy Gaussian noise (add_noise)
-    superres       a 7x7 copy scaled back up (low_resolution)
+    superres       a quarter-size (7x7) copy scaled back up (low_resolution)
     edges2fashion  the edge map of a Fashion-MNIST shoe or bag (edge_map, a lower threshold)
+The same functions make pairs from a folder of single photos, any size, grey or colour
+(config.PHOTO_TASKS: inpaint, colorize, edges, denoise, superres; folder_ds.photos_ds):
+    colorize       the grey version of a colour photo, 1 channel (grayscale)
+    edges          the edge map of the photo's grey version, 1 channel (edge_map)
 
 Conventions: images are float32 [n, h, w, c] in [-1, 1] (background -1, ink +1); every image gets
 its own randomness; `seed` is None for fresh draws or a pair of ints for stateless, repeatable
@@ -12,7 +17,9 @@ ones. Nothing here reads files.
 """
 import tensorflow as tf
 
-from config import HOLE_SIZES, TASKS
+from config import HOLE_SIZES, PHOTO_TASKS, TASKS
+
+SR_FACTOR = 4  # superres: each side shrunk 4 times, as 28 -> 7
 
 
 def mask_square(images, min_size=10, max_size=15, seed=None):
@@ -45,13 +52,22 @@ def mask_square(images, min_size=10, max_size=15, seed=None):
 
 def edge_map(images, threshold=0.5):
     """Edges of the strokes, the digit-sized cousin of the paper's HED edges of shoes: Sobel
-    gradient magnitude of images (float32 [n, h, w, 1] in [-1, 1]), thresholded at `threshold`
-    times its maximum per image. Returns [n, h, w, 1]: +1 on edges, -1 elsewhere."""
-    images = tf.convert_to_tensor(images, tf.float32)
+    gradient magnitude of images (float32 [n, h, w, 1] in [-1, 1]; colour images are made grey
+    first), thresholded at `threshold` times its maximum per image. Returns [n, h, w, 1]: +1 on
+    edges, -1 elsewhere."""
+    images = grayscale(images)
     gradients = tf.image.sobel_edges(images)                       # [n, h, w, 1, 2]
     magnitude = tf.norm(gradients, axis=-1)                         # [n, h, w, 1]
     peak = tf.reduce_max(magnitude, axis=[1, 2, 3], keepdims=True) + 1e-6
     return tf.where(magnitude > threshold * peak, 1.0, -1.0)
+
+
+def grayscale(images):
+    """The grey version of images, float32 [n, h, w, 3] (or already [n, h, w, 1]) in [-1, 1] ->
+    [n, h, w, 1] in [-1, 1]: the luma weights of ITU-R 601 (tf.image.rgb_to_grayscale), the ones
+    that image decoders use to read a colour file as grey. One-channel images come back unchanged."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    return images if images.shape[-1] == 1 else tf.image.rgb_to_grayscale(images)
 
 
 def add_noise(images, stddev=0.8, seed=None):
@@ -63,23 +79,28 @@ def add_noise(images, stddev=0.8, seed=None):
     return tf.clip_by_value(images + stddev * noise, -1.0, 1.0)
 
 
-def low_resolution(images, size=7):
-    """Super-resolution input: images (float32 [n, h, w, c] in [-1, 1]) averaged down to size x size
-    and scaled back up to h x w with bilinear interpolation: same shape, details lost."""
+def low_resolution(images, size=None):
+    """Super-resolution input: images (float32 [n, h, w, c] in [-1, 1]) averaged down to
+    size x size (or size = (height, width); default: a quarter of each side, 7x7 for 28x28) and
+    scaled back up to h x w with bilinear interpolation: same shape, details lost."""
     images = tf.convert_to_tensor(images, tf.float32)
     h, w = images.shape[1], images.shape[2]
-    small = tf.image.resize(images, (size, size), method="area")
+    size = (h // SR_FACTOR, w // SR_FACTOR) if size is None else size
+    small = tf.image.resize(images, (size, size) if isinstance(size, int) else size, method="area")
     return tf.image.resize(small, (h, w), method="bilinear")
 
 
 FASHION_EDGE_THRESHOLD = 0.25  # lower than for digits: keeps the inner lines of shoes and bags
+PHOTO_EDGE_THRESHOLD = 0.2     # lower still: a photo's strongest edge outshines the rest
 
 
-def make_src(task, target, seed=None, hole_sizes=HOLE_SIZES, sr_size=7):
-    """The input that `task` makes from target digits (float32 [n, 28, 28, 1] in [-1, 1]):
+def make_src(task, target, seed=None, hole_sizes=HOLE_SIZES, sr_size=None):
+    """The input that `task` makes from target images (float32 [n, h, w, c] in [-1, 1]; 28x28x1
+    for the MNIST tasks, any size and 1 or 3 channels for the photo tasks):
     inpaint: a square hole set to 0.0 (mask_square); edges2digit: the edge map (edge_map);
-    denoise: heavy noise (add_noise); superres: an sr_size x sr_size copy upsampled (low_resolution);
-    edges2fashion: the edge map of a shoe or bag (Fashion-MNIST items, load_fashion).
+    denoise: heavy noise (add_noise); superres: a copy shrunk to sr_size (default a quarter of each
+    side) and scaled back up (low_resolution); edges2fashion: the edge map of a shoe or bag;
+    colorize: the grey version, [n, h, w, 1] (grayscale); edges: the edge map of a photo, [n, h, w, 1].
     seed: None for fresh randomness, or a stateless pair for repeatable inputs."""
     if task == "inpaint":
         return mask_square(target, *hole_sizes, seed=seed)[0]
@@ -87,8 +108,19 @@ def make_src(task, target, seed=None, hole_sizes=HOLE_SIZES, sr_size=7):
         return edge_map(target)
     if task == "edges2fashion":
         return edge_map(target, FASHION_EDGE_THRESHOLD)
+    if task == "edges":
+        return edge_map(target, PHOTO_EDGE_THRESHOLD)
+    if task == "colorize":
+        return grayscale(target)
     if task == "denoise":
         return add_noise(target, seed=seed)
     if task == "superres":
         return low_resolution(target, sr_size)
-    raise ValueError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+    tasks = ", ".join(dict.fromkeys(TASKS + PHOTO_TASKS))
+    raise ValueError(f"unknown task {task!r}: choose one of {tasks}")
+
+
+def src_channels(task, channels):
+    """The channels of the input that `task` makes from targets with `channels`: 1 for colorize and
+    the edge tasks (a grey image, an edge map), else the target's own."""
+    return 1 if task in ("colorize", "edges", "edges2digit", "edges2fashion") else channels

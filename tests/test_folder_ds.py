@@ -175,8 +175,8 @@ def test_cli_errors_for_a_bad_folder_and_for_task_with_a_folder(tmp_path):
     result = run_cli(["--data", folder, "--out", str(tmp_path / "out"), *SMALL_NETS])
     assert result.returncode == 1 and named in result.stderr
     assert not (tmp_path / "out").exists()  # nothing written
-    result = run_cli(["--data", folder, "--task", "denoise", "--out", str(tmp_path / "out")])
-    assert result.returncode == 2 and "leave --task out" in result.stderr
+    result = run_cli(["--data", folder, "--task", "edges2digit", "--out", str(tmp_path / "out")])
+    assert result.returncode == 2 and "the tasks are inpaint, colorize, edges, denoise, superres" in result.stderr
 
 
 # ---------------------------------------------------------------------------------------------

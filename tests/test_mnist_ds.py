@@ -256,8 +256,8 @@ def test_task_inputs_follow_their_conventions(digits):
     low = np.asarray(tasks.low_resolution(target, 7))
     assert low.shape == target.shape and np.corrcoef(low.ravel(), target.ravel())[0, 1] > 0.7  # same digit
     assert np.abs(np.diff(low, axis=2)).max() < np.abs(np.diff(target, axis=2)).max()  # smoother than the digit
-    with pytest.raises(ValueError, match="unknown task 'colorize'"):
-        tasks.make_src("colorize", target)
+    with pytest.raises(ValueError, match="unknown task 'recolour'"):
+        tasks.make_src("recolour", target)
 
 
 @pytest.mark.skipif(not os.path.isdir(mnist_ds.FASHION_DEBIAN), reason="needs Debian's dataset-fashion-mnist")
