@@ -26,8 +26,8 @@ import os
 import keras
 import numpy as np
 
-from config import INFERENCE_MODES, WHOLE_IMAGE_PIXELS, RunFiles
-from folder_ds import IMAGE_SUFFIXES, image_files, image_info, prepare, read_image
+from config import INFERENCE_MODES, PHOTO_TASKS, TASKS, WHOLE_IMAGE_PIXELS, RunFiles
+from folder_ds import IMAGE_SUFFIXES, image_files, image_info, is_pair_folder, prepare, read_image
 from utils import check_images, load_generator
 from visual import save_image, to_uint8
 
@@ -208,20 +208,27 @@ def check_inputs(files, img_shape, load_size=286, pairs=False):
               f"half, as the run trained on (now each whole image is resized to {width}x{height})")
 
 
-def unusual_inputs(src, task, hole_min=10):
-    """Notes on inputs (float32 [n, h, w, c] in [-1, 1]) that an MNIST-task generator will not read
-    as its training inputs: {kind: [indices]} for "dark_on_light" (more light than dark pixels,
-    where MNIST has white strokes on black) and, for inpainting, "no_hole" (fewer mid-grey pixels,
-    |v| < 0.02, than the smallest training hole)."""
+def unusual_inputs(src, task, hole_min=10, photos=False):
+    """Notes on inputs (float32 [n, h, w, c] in [-1, 1]) that a task's generator will not read
+    as its training inputs: {kind: [indices]} for "dark_on_light" (MNIST tasks: more light than
+    dark pixels, where MNIST has white strokes on black) and, for inpainting (MNIST or `photos`),
+    "no_hole" (fewer mid-grey pixels, |v| < 0.02, than the smallest training hole)."""
     found = {"dark_on_light": [], "no_hole": []}
-    if task is None:  # a folder run: any picture goes
+    if task is None:  # a folder of pairs: any picture goes
         return found
     for i, image in enumerate(np.asarray(src)):
-        if image.mean() > 0:
+        if image.mean() > 0 and not photos:
             found["dark_on_light"].append(i)
         if task == "inpaint" and np.sum(np.abs(image[..., 0]) < 0.02) < hole_min ** 2:
             found["no_hole"].append(i)
     return found
+
+
+def is_photo_settings(settings):
+    """True for a run (its config.json as a dict) trained on a folder of single photos with --task:
+    a task only photos have, or a --data folder of images (where it can still be read)."""
+    task, data = settings.get("task"), settings.get("data")
+    return task in set(PHOTO_TASKS) - set(TASKS) or bool(task and data and is_pair_folder(data))
 
 
 UNUSUAL = {"dark_on_light": "is dark on light, but the model learned white strokes on black: invert it "
@@ -282,7 +289,8 @@ def translate_resized(generator, files, outputs, settings, pairs, mode, batch_si
         chunk = slice(start, start + chunk_size)
         src = load_inputs(files[chunk], img_shape, settings.get("load_size", 286), pairs,
                           settings.get("direction", "AtoB"))
-        for kind, indices in unusual_inputs(src, settings.get("task"), settings.get("hole_min", 10)).items():
+        for kind, indices in unusual_inputs(src, settings.get("task"), settings.get("hole_min", 10),
+                                             photos=is_photo_settings(settings)).items():
             unusual[kind] += [files[start + i] for i in indices]
         for image, path in zip(to_uint8(translate(generator, src, batch_size, mode)), outputs[chunk]):
             save_image(image, path)
@@ -297,7 +305,8 @@ def translate_full_size(generator, files, outputs, settings, pairs, mode, batch_
     unusual = {kind: [] for kind in UNUSUAL}
     for path, output in zip(files, outputs):
         src = read_input(path, channels, pairs, settings.get("direction", "AtoB"))
-        for kind, found in unusual_inputs(src[None], settings.get("task"), settings.get("hole_min", 10)).items():
+        for kind, found in unusual_inputs(src[None], settings.get("task"), settings.get("hole_min", 10),
+                                             photos=is_photo_settings(settings)).items():
             unusual[kind] += [path] if found else []
         fake = translate_image(model, src, train_size, step, tile, mode, batch_size)
         save_image(to_uint8(fake[None])[0], output)
