@@ -26,6 +26,39 @@ class SaveGenerator(keras.callbacks.Callback):
         save_model(self.model.output_generator, self.path)
 
 
+class SaveBestGenerator(keras.callbacks.Callback):
+    """After an epoch whose validation L1 is the lowest of the run so far (`history`, a resumed
+    run's included, holds every epoch's logs once HistoryPlot has run), save the generator into
+    `path` too: the last epoch's is not always the best."""
+
+    def __init__(self, path, history):
+        super().__init__()
+        self.path, self.history = path, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        val_l1 = self.history.get("val_l1", [])
+        if val_l1 and val_l1[-1] <= min(val_l1):
+            save_model(self.model.output_generator, self.path)
+
+
+class LinearDecay(keras.callbacks.Callback):
+    """Both learning rates constant at `lr`, then decaying linearly over the last `decay_epochs` of
+    `epochs`: epoch e (0-based) trains at lr * min(1, (epochs - e) / (decay_epochs + 1)), so the
+    last epoch runs at lr / (decay_epochs + 1) (the CycleGAN paper's schedule). Set at the start of
+    every epoch from its number alone, so a resumed run continues on the same schedule."""
+
+    def __init__(self, lr, epochs, decay_epochs):
+        super().__init__()
+        self.lr, self.epochs, self.decay_epochs = lr, epochs, decay_epochs
+
+    def rate(self, epoch):
+        return self.lr * min(1.0, (self.epochs - epoch) / (self.decay_epochs + 1))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for optimizer in (self.model.d_optimizer, self.model.g_optimizer):
+            optimizer.learning_rate = self.rate(epoch)
+
+
 class StepCallback(keras.callbacks.Callback):
     """Knows the epoch and the step within it. `step_offset`: the steps already done in the first
     epoch when training starts in its middle (a resumed run), since Keras numbers its batches from 0."""

@@ -13,6 +13,7 @@ flags are read, so `--help` and usage errors answer at once.
 """
 import argparse
 import dataclasses
+import importlib.util
 import os
 import shlex
 import sys
@@ -88,6 +89,11 @@ TRAINING_HELP = {
                 "generated: nets.paste_known)",
     "ema": "the saved generator is an exponential moving average of G's weights with this decay (0: off, as "
            "the paper; default: {mnist} for MNIST tasks, measured there: docs/results.md)",
+    "lr_decay_epochs": "decay both learning rates linearly to zero over the last N epochs (0: constant, as the "
+                       "pix2pix paper; the decay is the CycleGAN paper's and junyanz's code's default, there "
+                       "over the last 100 of 200 epochs)",
+    "tensorboard": "also write TensorBoard event files into OUT/tensorboard: every logged value per epoch "
+                   "and the sample grid as an image (`tensorboard --logdir OUT/tensorboard`)",
     "save_every": "also save a checkpoint every N steps within an epoch (0: only at the end of each epoch)",
     "resume": "continue the run saved in --out (same flags; --epochs may grow)",
     "overwrite": "start afresh in an --out that holds another run's checkpoint, replacing it",
@@ -202,6 +208,10 @@ def check_config(cfg, error):
     if not 1 <= cfg.hole_min <= cfg.hole_max <= side:
         error(f"need 1 <= --hole-min <= --hole-max <= {side} (the image's shorter side), got {cfg.hole_min}, "
               f"{cfg.hole_max}")
+    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        error("--tensorboard needs the tensorboard package: pip install tensorboard")
+    if not 0 <= cfg.lr_decay_epochs <= cfg.epochs:
+        error(f"--lr-decay-epochs must be between 0 and --epochs ({cfg.epochs}), got {cfg.lr_decay_epochs}")
     if not 0 <= cfg.ema < 1:
         error(f"--ema must be a decay in [0, 1) (0: off), got {cfg.ema}")
     if min(cfg.limit, cfg.save_every, cfg.max_epoch_steps) < 0:

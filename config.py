@@ -54,6 +54,8 @@ class Config:
     hole_max: int = HOLE_SIZES[1]  # inpainting: largest side
     no_paste: bool = False        # inpainting: G redraws the known pixels too (default: pasted back, nets.paste_known)
     ema: float = 0.0              # saved generator = moving average of G's weights with this decay (0: off; paper)
+    lr_decay_epochs: int = 0      # decay both learning rates linearly to zero over the last N epochs (0: off; paper)
+    tensorboard: bool = False     # also log the epoch's scalars and sample grid for TensorBoard (RunFiles.tensorboard)
     save_every: int = 0           # also checkpoint every N steps within an epoch (0: epoch ends only)
     resume: bool = False          # continue the run saved in `out`
     overwrite: bool = False       # start afresh in an `out` that holds another run
@@ -138,6 +140,8 @@ class RunFiles:
         self.previous_checkpoint = os.path.join(folder, "pix2pix.prev.weights.h5")  # the save before
         self.lock = os.path.join(folder, "pix2pix.lock")             # held by the run writing here
         self.generator = os.path.join(folder, "generator.keras")   # the generator alone, plain Keras
+        self.best_generator = os.path.join(folder, "generator.best.keras")  # the one of lowest val L1 so far
+        self.tensorboard = os.path.join(folder, "tensorboard")     # --tensorboard: event files
         self.config = os.path.join(folder, "config.json")          # every setting of the run
         self.history = os.path.join(folder, "history.json")        # per-epoch logs
         self.losses = os.path.join(folder, "losses.png")           # their curves

@@ -31,6 +31,8 @@ import tensorflow as tf
 import distribute
 from callbacks import (
     Checkpoint,
+    LinearDecay,
+    SaveBestGenerator,
     SaveGenerator,
     StopOnNonFinite,
     StopOnSignal,
@@ -318,21 +320,27 @@ def build_or_restore(cfg, data, strategy, checkpoint):
 
 
 def run_callbacks(cfg, files, data, history, step, chief):
-    """The library's callbacks, in order: the NaN guard first (so nothing broken is saved), then
-    sample grids, curves, the generator file, the checkpoint, the health warnings and the time
-    estimate. `history`
+    """The library's callbacks, in order: the learning-rate schedule (--lr-decay-epochs) and the NaN
+    guard first (so nothing broken is saved), then sample grids, curves, the generator files (the
+    last and the best by validation L1), the checkpoint, the health warnings, the time estimate and
+    TensorBoard (--tensorboard). `history`
     (a resumed run's so far) grows in place; `step` is where the first epoch starts. Workers other
     than the chief only guard, keep the history in memory and stop with it on a signal: they write nothing."""
-    guard = StopOnNonFinite(data.steps, step_offset=step)  # every worker: they all stop at one step
+    guard = [StopOnNonFinite(data.steps, step_offset=step)]  # every worker: they all stop at one step
+    if cfg.lr_decay_epochs:
+        guard.insert(0, LinearDecay(cfg.lr, cfg.epochs, cfg.lr_decay_epochs))
     if not chief:  # the others agree with it on when to stop (distribute.agree_on_signal)
-        return [guard, HistoryPlot(None, None, history), StopOnSignal(None, step_offset=step)]
+        return [*guard, HistoryPlot(None, None, history), StopOnSignal(None, step_offset=step)]
     clock = [TimeEstimate()] if cfg.verbose else []
+    board = [keras.callbacks.TensorBoard(files.tensorboard, write_graph=False)] if cfg.tensorboard else []
     src, target = next(iter(data.val))  # fixed validation inputs for the sample grids
     saver = Checkpoint(files.checkpoint, history, dataclasses.asdict(cfg), cfg.save_every, step_offset=step,
                        previous=files.previous_checkpoint)
-    return [guard, SampleGrid(src[:8], target[:8], files.samples, gif_path=files.gif),
-            HistoryPlot(files.losses, files.history, history), SaveGenerator(files.generator), saver,
-            StopOnSignal(saver, step_offset=step), TrainingHealth(src), *clock]
+    grids = SampleGrid(src[:8], target[:8], files.samples, gif_path=files.gif,
+                       log_dir=files.tensorboard if cfg.tensorboard else None)
+    return [*guard, grids, HistoryPlot(files.losses, files.history, history), SaveGenerator(files.generator),
+            SaveBestGenerator(files.best_generator, history), saver, StopOnSignal(saver, step_offset=step),
+            TrainingHealth(src), *clock, *board]
 
 
 def finish_epoch(model, cfg, data, epoch, step, fit):

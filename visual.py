@@ -99,18 +99,23 @@ def plot_history(history, path):
 
 class SampleGrid(keras.callbacks.Callback):
     """After every epoch, translate the fixed inputs `src` and save
-    `folder/epoch_NNN.png` (input | generated | real), then refresh `gif_path` with all epochs."""
+    `folder/epoch_NNN.png` (input | generated | real), then refresh `gif_path` with all epochs;
+    with a `log_dir`, also write the grid there as a TensorBoard image ("samples", step = epoch)."""
 
-    def __init__(self, src, target, folder, gif_path=None):
+    def __init__(self, src, target, folder, gif_path=None, log_dir=None):
         super().__init__()
         self.src, self.target = np.asarray(src), np.asarray(target)
-        self.folder, self.gif_path = folder, gif_path
+        self.folder, self.gif_path, self.log_dir = folder, gif_path, log_dir
 
     def on_epoch_end(self, epoch, logs=None):
         fake = self.model.output_generator(self.src, training=False)
         grid = sample_grid(self.src, np.asarray(fake), self.target)
         save_image(grid, os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png"),
                    title=f"epoch {epoch + 1}: input | generated | real")
+        if self.log_dir:
+            import tensorflow as tf
+            with tf.summary.create_file_writer(self.log_dir).as_default():
+                tf.summary.image("samples", to_uint8(grid)[None], step=epoch + 1)
         if self.gif_path:  # frames of this run only: never a longer earlier run's later epochs
             frames = [os.path.join(self.folder, f"epoch_{e:03d}.png") for e in range(1, epoch + 2)]
             save_gif([f for f in frames if os.path.exists(f)], self.gif_path)
