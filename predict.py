@@ -145,6 +145,12 @@ def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB"):
     return np.stack(images)
 
 
+def auto_mode(settings):
+    """--mode auto for a run's settings (config.json): "paper" for runs trained with batch size 1,
+    whose BatchNorm moving averages follow only the last few images, else "eval"."""
+    return "paper" if settings.get("batch_size") == 1 else "eval"
+
+
 def predict(model_path, input_path, output_folder, mode="auto", pairs=False):
     """Translate `input_path` (file or folder) with the generator in `model_path` into PNGs in
     `output_folder`; returns the paths written."""
@@ -163,7 +169,7 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False):
         print(f"note: no config.json beside {model_path}: assuming the defaults (--direction AtoB, images "
               f"resized whole, eval mode unless --mode paper)")
     if mode == "auto":
-        mode = "paper" if settings.get("batch_size") == 1 else "eval"
+        mode = auto_mode(settings)
     elif mode == "eval" and settings.get("batch_size") == 1:
         print("note: this run trained with batch size 1, so BatchNorm's moving averages follow only its last "
               "few images; eval mode can wash the outputs out (--mode paper, the default here, does not)")
