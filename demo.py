@@ -27,17 +27,25 @@ EXAMPLES = 6                        # validation inputs offered as starting poin
 HOLE_RGB = (255, 0, 0)              # the inpainting pen: red on the canvas, 0.0 (grey) for the net
 MNIST_PENS = ["#ffffff", "#000000"]  # ink (+1) and background (-1), white on black as MNIST
 CSS = (".pixels img {image-rendering: pixelated;}"  # big pixels, not a blur
-       " #net-input img, #net-output img {width: 100%; height: 100%; object-fit: contain;}")
+       " #net-input img, #net-output img {width: 100%; height: 100%; object-fit: contain;}"
+       ' #canvas button[aria-label="Clear canvas"] {display: none;}')  # it drops the canvas; ours keeps it
+
+
+def import_gradio():
+    """The gradio module, with its analytics off (set before the import: no calls home); a
+    RuntimeError with the install command if it is missing."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio
+    except ImportError as e:
+        raise RuntimeError(f"the demo needs Gradio, which is not installed: {INSTALL}") from e
+    return gradio
 
 
 def check_serving(host=HOST, port=PORT):
     """Before anything slow: RuntimeError with the install command if Gradio is missing, OSError
     if `port` on `host` is taken."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home, before the import
-    try:
-        import gradio  # noqa: F401
-    except ImportError as e:
-        raise RuntimeError(f"the demo needs Gradio, which is not installed: {INSTALL}") from e
+    import_gradio()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
@@ -139,9 +147,8 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
     """The demo page as a gradio.Blocks: launch it with `serve`, or `.launch()` in a notebook.
     generator: a Keras model [n, h, w, c] -> [n, h, w, c'] in [-1, 1]; settings: the run's
     config.json as a dict; examples: float [k, h, w, c] inputs to start from, or None."""
-    import gradio as gr
-
     from predict import auto_mode
+    gr = import_gradio()
     task, img_shape = settings.get("task"), generator.input_shape[1:]
     blank = np.zeros((*img_shape[:2], 3), np.uint8)  # black: -1, the MNIST background
     first = blank if examples is None else to_canvas(examples[0], task)
@@ -166,7 +173,7 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
             editor = gr.ImageEditor(
                 value=editor_value(first), canvas_size=img_shape[:2], fixed_canvas=True, image_mode="RGB",
                 type="numpy", format="png", sources=(), layers=False, transforms=(), brush=pens,
-                eraser=gr.Eraser(default_size=2), label="Draw here (pen, eraser, undo, clear)",
+                eraser=gr.Eraser(default_size=2), label="Draw here (pen, eraser, undo)",
                 elem_id="canvas", elem_classes="pixels", height=420)
             with gr.Column():
                 net_input = gr.Image(label="What the net sees", format="png", image_mode=None, interactive=False,
@@ -179,6 +186,8 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
                               info=" / ".join(MODE_TEXT[m] for m in INFERENCE_MODES))
             note = gr.Markdown(elem_id="note")
         with gr.Row():
+            clear = gr.Button("Clear: a blank canvas", elem_id="clear")
+            clear.click(lambda m: start_from(blank, m), [chosen], [editor, net_input, output, note])
             if task == "inpaint":
                 cut = gr.Button("Cut a random square hole, as in training", elem_id="cut-hole")
                 cut.click(lambda value, m: start_from(random_hole(value, img_shape, settings), m),
@@ -217,14 +226,15 @@ def read_upload(path, img_shape, settings):
     return to_canvas(load_inputs([path], img_shape, settings.get("load_size", 286))[0], settings.get("task"))
 
 
-def serve(app, host=HOST, port=PORT, open_browser=False, block=True):
-    """Launch `app` on host:port with nothing fetched from the internet: no share link, no
-    analytics, the theme's fonts served locally. block=False returns once it is up."""
+def serve(app, host=HOST, port=PORT, open_browser=False, block=True, inline=None):
+    """Launch `app` on host:port (port None: the first free one from 7860) with nothing fetched
+    from the internet: no share link, no analytics, the theme's fonts served locally.
+    block=False returns once it is up; inline=True also shows it in a notebook cell."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: serving on {host}:{port}: anyone who can reach this port can use the demo, and this "
               f"machine's CPU or GPU; leave --host out to serve this machine only")
     try:
-        app.launch(server_name=host, server_port=port, inbrowser=open_browser, share=False, css=CSS,
+        app.launch(server_name=host, server_port=port, inbrowser=open_browser, share=False, css=CSS, inline=inline,
                    footer_links=[], prevent_thread_lock=not block, quiet=False)
     except OSError as e:  # taken between check_serving and now
         raise OSError(f"cannot serve on {host}:{port} ({e}); choose another --port") from e

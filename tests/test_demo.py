@@ -145,6 +145,7 @@ def test_drawing_in_the_browser_translates_as_predict_does(tiny_run, tmp_path):
             server.wait(timeout=30)
             browser.close()
     assert output.shape == net_input.shape == (28, 28)
+    assert (net_input == 128).sum() >= 50  # the example's red hole reached the net as 0.0 (grey 128)
     assert np.abs(output.astype(int) - first_output).max() > 10  # the drawing changed the output
     src = net_input[None, ..., None] / 127.5 - 1.0                 # what the page says the net saw
     expected = to_uint8(translate(load_generator(str(tiny_run / "generator.keras")), src))[0, ..., 0]
