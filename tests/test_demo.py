@@ -151,3 +151,27 @@ def test_drawing_in_the_browser_translates_as_predict_does(tiny_run, tmp_path):
     expected = to_uint8(translate(load_generator(str(tiny_run / "generator.keras")), src))[0, ..., 0]
     assert np.abs(output.astype(int) - expected).max() <= 2  # the PNG rounding of the input (<= 0.004), through the net
     assert not [r for r in requests if r.startswith("http") and not r.startswith(url)]  # nothing from outside
+
+
+def test_a_folder_run_gets_its_validation_inputs_and_reads_drawings_as_predict(tmp_path):
+    """Without a browser: the examples of a folder run (RGB, 16x16) are its validation inputs, a
+    canvas goes back to the net unchanged, and an uploaded file is read as `predict` reads it."""
+    from PIL import Image
+
+    from demo import from_canvas, load_examples, read_upload, to_canvas
+    from folder_ds import get_folder_ds, write_pairs
+    from predict import load_inputs
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(0, 256, (6, 16, 32, 3), dtype=np.uint8)  # A|B pairs
+    write_pairs(pictures[:4, :, :16], pictures[:4, :, 16:], str(tmp_path / "pairs"), split="train")
+    write_pairs(pictures[4:, :, :16], pictures[4:, :, 16:], str(tmp_path / "pairs"), split="val")
+    settings = {"task": None, "data": str(tmp_path / "pairs"), "load_size": 0, "seed": 0, "val_size": 50}
+    examples = load_examples(settings, (16, 16, 3))
+    val_src = next(iter(get_folder_ds(str(tmp_path / "pairs"), load_size=0, crop_size=16, verbose=False)[1]))[0]
+    np.testing.assert_array_equal(examples, np.asarray(val_src))       # the run's own validation inputs
+    canvas = to_canvas(examples[0], task=None)                           # uint8 [16, 16, 3]
+    np.testing.assert_allclose(from_canvas(canvas, (16, 16, 3), settings)[0], examples[0], atol=1e-6)
+    upload = tmp_path / "big.png"
+    Image.fromarray(rng.integers(0, 256, (40, 24, 3), dtype=np.uint8)).save(upload)  # centre-cropped to 16
+    expected = load_inputs([str(upload)], (16, 16, 3), load_size=0)[0]
+    np.testing.assert_allclose(read_upload(str(upload), (16, 16, 3), settings) / 127.5 - 1, expected, atol=1e-6)
