@@ -72,6 +72,8 @@ def load_examples(settings, img_shape, count=EXAMPLES):
     from folder_ds import get_folder_ds
     from mnist_ds import get_ds, load_for_task
     task, seed, val_size = settings.get("task"), settings.get("seed", 0), settings.get("val_size", 50)
+    if not settings:  # a generator without its config.json: no data to read
+        return None
     try:
         if task is None:
             val = get_folder_ds(settings["data"], val_size=val_size, direction=settings.get("direction", "AtoB"),
@@ -143,6 +145,15 @@ def run_translation(generator, settings, canvas, mode):
     return as_image(to_uint8(src)), as_image(to_uint8(fake)), note
 
 
+def pens(gr, task, img_shape):
+    """The canvas's gr.Brush: for the MNIST tasks white (+1) and black (-1), and for inpainting
+    the red hole pen, 2 pixels wide; for a folder run every colour."""
+    if task is None:
+        return gr.Brush(default_size=max(2, img_shape[1] // 64))
+    hole_pen = ["#%02x%02x%02x" % HOLE_RGB] if task == "inpaint" else []
+    return gr.Brush(colors=MNIST_PENS + hole_pen, color_mode="fixed", default_color=MNIST_PENS[0], default_size=2)
+
+
 def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
     """The demo page as a gradio.Blocks: launch it with `serve`, or `.launch()` in a notebook.
     generator: a Keras model [n, h, w, c] -> [n, h, w, c'] in [-1, 1]; settings: the run's
@@ -152,9 +163,6 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
     task, img_shape = settings.get("task"), generator.input_shape[1:]
     blank = np.zeros((*img_shape[:2], 3), np.uint8)  # black: -1, the MNIST background
     first = blank if examples is None else to_canvas(examples[0], task)
-    pens = (gr.Brush(colors=MNIST_PENS + (["#ff0000"] if task == "inpaint" else []), color_mode="fixed",
-                     default_color=MNIST_PENS[0], default_size=2) if task
-            else gr.Brush(default_size=max(2, img_shape[1] // 64)))
 
     def editor_value(canvas):
         return {"background": canvas, "layers": [], "composite": canvas}
@@ -172,14 +180,14 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
         with gr.Row():
             editor = gr.ImageEditor(
                 value=editor_value(first), canvas_size=img_shape[:2], fixed_canvas=True, image_mode="RGB",
-                type="numpy", format="png", sources=(), layers=False, transforms=(), brush=pens,
+                type="numpy", format="png", sources=(), layers=False, transforms=(), brush=pens(gr, task, img_shape),
                 eraser=gr.Eraser(default_size=2), label="Draw here (pen, eraser, undo)",
                 elem_id="canvas", elem_classes="pixels", height=420)
             with gr.Column():
-                net_input = gr.Image(label="What the net sees", format="png", image_mode=None, interactive=False,
-                                     elem_id="net-input", elem_classes="pixels", height=200)
-                output = gr.Image(label="Generator output", format="png", image_mode=None, interactive=False,
-                                  elem_id="net-output", elem_classes="pixels", height=200)
+                net_input, output = (gr.Image(label=label, format="png", image_mode=None, interactive=False,
+                                              elem_id=elem_id, elem_classes="pixels", height=200)
+                                     for label, elem_id in (("What the net sees", "net-input"),
+                                                            ("Generator output", "net-output")))
         with gr.Row():
             chosen = gr.Radio(list(INFERENCE_MODES), value=auto_mode(settings) if mode == "auto" else mode,
                               label="Inference mode", elem_id="mode",
