@@ -9,15 +9,13 @@ upload. For inpainting the red pen cuts the hole. Right, what the net sees (the 
 predict.load_inputs, as `predict` reads a file) and the generator's output (predict.translate),
 redrawn whenever a stroke ends, in the inference mode chosen on the page (eval or paper).
 
-Gradio (requirements-demo.txt) is imported inside the functions, and so is everything that loads
-TensorFlow: importing this module is instant, and `check_serving` answers a missing package or a
-taken port before TensorFlow starts.
+Gradio (requirements-demo.txt) is imported inside the functions, and so are NumPy and everything
+that loads TensorFlow: importing this module is instant (`pix2pix.py demo --help` reads its
+defaults), and `check_serving` answers a missing package or a taken port before TensorFlow starts.
 """
 import os
 import socket
 import tempfile
-
-import numpy as np
 
 from config import INFERENCE_MODES, RunFiles
 
@@ -69,6 +67,8 @@ def load_examples(settings, img_shape, count=EXAMPLES):
     """The first `count` validation inputs of the run, float32 [count, h, w, c] in [-1, 1], made
     by the run's own pipeline (mnist_ds.get_ds or folder_ds.get_folder_ds, same seed and split);
     None, with a note, when its data cannot be read here."""
+    import numpy as np
+
     from folder_ds import get_folder_ds
     from mnist_ds import get_ds, load_for_task
     task, seed, val_size = settings.get("task"), settings.get("seed", 0), settings.get("val_size", 50)
@@ -92,6 +92,8 @@ def load_examples(settings, img_shape, count=EXAMPLES):
 def to_canvas(src, task):
     """One net input (float [h, w, c] in [-1, 1]) as the canvas shows it: uint8 RGB [h, w, 3];
     for inpainting the hole (pixels exactly 0.0, as tasks.mask_square sets them) painted red."""
+    import numpy as np
+
     from visual import to_uint8
     canvas = to_uint8(src[None])[0]
     canvas = np.repeat(canvas, 3, axis=-1) if canvas.shape[-1] == 1 else canvas
@@ -104,6 +106,7 @@ def from_canvas(canvas, img_shape, settings):
     """The net's input from a canvas (uint8 [H, W, 3 or 4]): float32 [1, h, w, c] in [-1, 1],
     read exactly as `predict` reads an image file (predict.load_inputs: channels, size, range);
     for inpainting the red pixels become the hole, set to 0.0 by tasks.cut_hole."""
+    import numpy as np
     from PIL import Image
 
     from predict import load_inputs
@@ -158,6 +161,8 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
     """The demo page as a gradio.Blocks: launch it with `serve`, or `.launch()` in a notebook.
     generator: a Keras model [n, h, w, c] -> [n, h, w, c'] in [-1, 1]; settings: the run's
     config.json as a dict; examples: float [k, h, w, c] inputs to start from, or None."""
+    import numpy as np
+
     from predict import auto_mode
     gr = import_gradio()
     task, img_shape = settings.get("task"), generator.input_shape[1:]
@@ -221,6 +226,8 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
 def random_hole(value, img_shape, settings):
     """The canvas of editor `value` with one more square hole, drawn as in training
     (tasks.mask_square with the run's hole sizes), painted red."""
+    import numpy as np
+
     from tasks import mask_square
     canvas = value.get("composite") if value else None
     src = from_canvas(np.zeros((*img_shape[:2], 3), np.uint8) if canvas is None else canvas, img_shape, settings)
