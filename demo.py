@@ -208,7 +208,7 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
             upload = gr.Image(label="Or upload an image", type="filepath", sources=["upload"], height=140)
         if examples is not None:
             gallery = gr.Gallery([to_canvas(x, task) for x in examples], label="Validation inputs of the run: "
-                                 "click one to start from it", columns=len(examples), height=180,
+                                 "click one to start from it", columns=EXAMPLES, height=180,
                                  allow_preview=False, elem_id="examples", elem_classes="pixels")
 
             def pick(chosen_mode, event: gr.SelectData):  # Gradio passes the click as `event`
