@@ -3,6 +3,7 @@
     python pix2pix.py [--flags]        train (pix2pix.train): MNIST inpainting, or --data FOLDER of pairs
     python pix2pix.py predict ...      translate new images with a trained generator (predict.py)
     python pix2pix.py export ...       save a generator as SavedModel, TFLite or ONNX (export.py)
+    python pix2pix.py demo ...         draw in the browser, watch a trained generator translate (demo.py)
     python pix2pix.py evaluate ...     score a generator on held-out test images (evaluate.py)
     python pix2pix.py ablation ...     the paper's loss ablation on MNIST (ablation.py)
 
@@ -35,7 +36,7 @@ from config import (
     size_hw,
 )
 
-COMMANDS = ("predict", "export", "evaluate", "ablation")  # besides training, the default
+COMMANDS = ("predict", "export", "demo", "evaluate", "ablation")  # besides training, the default
 
 # Help of every training flag. "{mnist}" / "{paper}": the Config.mnist() / Config.paper() default.
 TRAINING_HELP = {
@@ -300,6 +301,27 @@ def export_parser():
     return parser
 
 
+def demo_parser():
+    from demo import HOST, INSTALL, PORT  # demo.py loads neither Gradio nor TensorFlow at import
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,
+        prog="pix2pix.py demo", formatter_class=HelpFormatter,
+        description="Draw in the browser and watch a trained generator translate: a canvas at the generator's "
+                    "size (a hole pen for inpainting, validation inputs to start from, an upload) and its "
+                    "output, redrawn after each stroke.",
+        epilog=f"Needs Gradio: {INSTALL}. Works offline. The page is served to this machine only unless "
+               f"--host says otherwise.")
+    parser.add_argument("--model", required=True, help="the generator, OUT/generator.keras of a training run "
+                                                       "(or the run folder OUT)")
+    parser.add_argument("--host", default=HOST, help="address to serve on; 0.0.0.0 serves every network this "
+                                                     "machine is on, and anyone who reaches the port can use it")
+    parser.add_argument("--port", type=int, default=PORT, help="port to serve on")
+    parser.add_argument("--mode", choices=("auto", *INFERENCE_MODES), default="auto",
+                        help="inference mode to start in, as predict's --mode (the page can switch)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    return parser
+
+
 def evaluate_parser():
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
@@ -371,6 +393,18 @@ def run_export(args):
     export(args.model, args.format, args.output, args.mode)
 
 
+@fail_in_one_line("demo")
+def check_demo(args):
+    from demo import check_serving
+    check_serving(args.host, args.port)
+
+
+@fail_in_one_line("demo")
+def run_demo(args):
+    from demo import demo
+    demo(args.model, args.host, args.port, args.mode, open_browser=not args.no_browser)
+
+
 @fail_in_one_line("evaluate")
 def run_evaluate(args, task):
     from evaluate import evaluate
@@ -401,6 +435,10 @@ def parse_command(argv=None):
         return command, (predict_parser().parse_args(rest),)
     if command == "export":
         return command, (export_parser().parse_args(rest),)
+    if command == "demo":  # a missing Gradio or a taken port: said at once, before TensorFlow loads
+        args = demo_parser().parse_args(rest)
+        check_demo(args)
+        return command, (args,)
     if command == "evaluate":
         parser = evaluate_parser()
         args = parser.parse_args(rest)
@@ -428,6 +466,8 @@ def run(parsed, train):
         return run_predict(*args)
     if command == "export":
         return run_export(*args)
+    if command == "demo":
+        return run_demo(*args)
     if command == "evaluate":
         return run_evaluate(*args)
     if command == "ablation":
@@ -449,6 +489,7 @@ def flag_reference():
              "docs/flags.md`); the defaults live in config.py.\n"]
     for title, parser in (("python pix2pix.py", training_parser()), ("python pix2pix.py predict", predict_parser()),
                           ("python pix2pix.py export", export_parser()),
+                          ("python pix2pix.py demo", demo_parser()),
                           ("python pix2pix.py evaluate", evaluate_parser()),
                           ("python pix2pix.py ablation", ablation_parser())):
         parts.append(f"## `{title}`\n\n```\n{parser.format_help().rstrip()}\n```\n")

@@ -313,11 +313,17 @@ def translate_full_size(generator, files, outputs, settings, pairs, mode, batch_
     return unusual
 
 
+def auto_mode(settings):
+    """--mode auto for a run's settings (config.json): "paper" for runs trained with batch size 1,
+    whose BatchNorm moving averages follow only the last few images, else "eval"."""
+    return "paper" if settings.get("batch_size") == 1 else "eval"
+
+
 def inference_mode(mode, settings):
-    """"eval" or "paper" for --mode `mode` ("auto" picks "paper" for batch-size-1 runs), with a
-    note when eval is asked of a batch-size-1 run."""
+    """"eval" or "paper" for --mode `mode` ("auto": auto_mode), with a note when eval is asked of
+    a batch-size-1 run."""
     if mode == "auto":
-        return "paper" if settings.get("batch_size") == 1 else "eval"
+        return auto_mode(settings)
     if mode == "eval" and settings.get("batch_size") == 1:
         print("note: this run trained with batch size 1, so BatchNorm's moving averages follow only its last "
               "few images; eval mode can wash the outputs out (--mode paper, the default here, does not)")

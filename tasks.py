@@ -47,7 +47,13 @@ def mask_square(images, min_size=10, max_size=15, seed=None):
     cols = tf.range(w)[None, None, :]                                           # [1, 1, w]
     inside = (rows >= y0) & (rows < y0 + size) & (cols >= x0) & (cols < x0 + size)  # [n, h, w]
     hole = tf.cast(inside, tf.float32)[..., None]                               # [n, h, w, 1]
-    return images * (1.0 - hole), hole
+    return cut_hole(images, hole), hole
+
+
+def cut_hole(images, hole):
+    """images (float [n, h, w, c] in [-1, 1]) with the pixels where hole (float [n, h, w, 1]) is 1
+    set to 0.0, the grey that inpainting fills; any hole shape (mask_square cuts squares)."""
+    return images * (1.0 - hole)
 
 
 def edge_map(images, threshold=0.5):

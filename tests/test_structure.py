@@ -87,7 +87,7 @@ def test_pix2pix_reads_the_command_line_before_its_own_imports():
     assert imported_modules(ast.Module(body=body[main[0]].body, type_ignores=[])) == {"cli"}
 
 
-@pytest.mark.parametrize("command", [[], ["predict"], ["export"], ["evaluate"], ["ablation"]])
+@pytest.mark.parametrize("command", [[], ["predict"], ["export"], ["demo"], ["evaluate"], ["ablation"]])
 def test_help_answers_without_importing_tensorflow(command):
     result = run_python(["-X", "importtime", os.path.join(ROOT, "pix2pix.py"), *command, "--help"])
     assert result.returncode == 0 and "usage: pix2pix.py" in result.stdout

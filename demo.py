@@ -1,0 +1,266 @@
+"""Draw and watch it translate: a trained generator in the browser, the way the edges2cats demo of
+the paper's time showed what a conditional GAN does.
+
+    python pix2pix.py demo --model runs/pix2pix        # then open http://127.0.0.1:7860
+
+Left, a canvas at the generator's own size (28x28 for the MNIST tasks, the crop size for a folder
+run), shown large: pen, eraser, undo, clear, a few validation inputs of the run to start from, an
+upload. For inpainting the red pen cuts the hole. Right, what the net sees (the drawing prepared by
+predict.load_inputs, as `predict` reads a file) and the generator's output (predict.translate),
+redrawn whenever a stroke ends, in the inference mode chosen on the page (eval or paper).
+
+Gradio (requirements-demo.txt) is imported inside the functions, and so are NumPy and everything
+that loads TensorFlow: importing this module is instant (`pix2pix.py demo --help` reads its
+defaults), and `check_serving` answers a missing package or a taken port before TensorFlow starts.
+"""
+import os
+import socket
+import tempfile
+
+from config import INFERENCE_MODES, RunFiles
+
+INSTALL = "python -m pip install -r requirements-demo.txt"
+HOST, PORT = "127.0.0.1", 7860      # this machine only; --host 0.0.0.0 serves the network
+EXAMPLES = 6                        # validation inputs offered as starting points
+HOLE_RGB = (255, 0, 0)              # the inpainting pen: red on the canvas, 0.0 (grey) for the net
+MNIST_PENS = ["#ffffff", "#000000"]  # ink (+1) and background (-1), white on black as MNIST
+CSS = (".pixels img {image-rendering: pixelated;}"  # big pixels, not a blur
+       " #net-input img, #net-output img {width: 100%; height: 100%; object-fit: contain;}"
+       ' #canvas button[aria-label="Clear canvas"] {display: none;}')  # it drops the canvas; ours keeps it
+
+
+def import_gradio():
+    """The gradio module, with its analytics off (set before the import: no calls home); a
+    RuntimeError with the install command if it is missing."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio
+    except ImportError as e:
+        raise RuntimeError(f"the demo needs Gradio, which is not installed: {INSTALL}") from e
+    return gradio
+
+
+def check_serving(host=HOST, port=PORT):
+    """Before anything slow: RuntimeError with the install command if Gradio is missing, OSError
+    if `port` on `host` is taken."""
+    import_gradio()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise OSError(f"port {port} on {host} is taken ({e.strerror}): another program, or a demo "
+                          f"already running, uses it; choose another with --port, e.g. --port {port + 1}") from e
+
+
+def open_run(model_path):
+    """(generator, settings, examples) of a run folder or its generator.keras: the Keras model,
+    the run's config.json as a dict ({} without one) and load_examples of its validation data."""
+    from utils import load_generator
+    run = RunFiles.of_model(model_path)
+    generator = load_generator(run.generator if os.path.isdir(model_path) else model_path)
+    settings = run.settings()
+    return generator, settings, load_examples(settings, generator.input_shape[1:])
+
+
+def load_examples(settings, img_shape, count=EXAMPLES):
+    """The first `count` validation inputs of the run, float32 [count, h, w, c] in [-1, 1], made
+    by the run's own pipeline (mnist_ds.get_ds or folder_ds.get_folder_ds, same seed and split);
+    None, with a note, when its data cannot be read here."""
+    import numpy as np
+
+    from folder_ds import get_folder_ds
+    from mnist_ds import get_ds, load_for_task
+    task, seed, val_size = settings.get("task"), settings.get("seed", 0), settings.get("val_size", 50)
+    if not settings:  # a generator without its config.json: no data to read
+        return None
+    try:
+        if task is None:
+            val = get_folder_ds(settings["data"], val_size=val_size, direction=settings.get("direction", "AtoB"),
+                                crop_size=img_shape[0], load_size=settings.get("load_size", 286), seed=seed,
+                                val_batch_size=count, verbose=False)[1]
+        else:
+            images, _ = load_for_task(task, settings.get("data"), verbose=False)
+            val = get_ds(count, images=images, val_size=val_size, task=task, seed=seed, verbose=False,
+                         hole_sizes=(settings.get("hole_min", 10), settings.get("hole_max", 15)))[1]
+        return np.asarray(next(iter(val))[0][:count])
+    except (KeyError, OSError, ValueError, RuntimeError) as e:
+        print(f"note: no example inputs, the run's data cannot be read here ({e}); draw from a blank canvas")
+        return None
+
+
+def to_canvas(src, task):
+    """One net input (float [h, w, c] in [-1, 1]) as the canvas shows it: uint8 RGB [h, w, 3];
+    for inpainting the hole (pixels exactly 0.0, as tasks.mask_square sets them) painted red."""
+    import numpy as np
+
+    from visual import to_uint8
+    canvas = to_uint8(src[None])[0]
+    canvas = np.repeat(canvas, 3, axis=-1) if canvas.shape[-1] == 1 else canvas
+    if task == "inpaint":
+        canvas[np.all(src == 0.0, axis=-1)] = HOLE_RGB
+    return canvas
+
+
+def from_canvas(canvas, img_shape, settings):
+    """The net's input from a canvas (uint8 [H, W, 3 or 4]): float32 [1, h, w, c] in [-1, 1],
+    read exactly as `predict` reads an image file (predict.load_inputs: channels, size, range);
+    for inpainting the red pixels become the hole, set to 0.0 by tasks.cut_hole."""
+    import numpy as np
+    from PIL import Image
+
+    from predict import load_inputs
+    from tasks import cut_hole
+    canvas = np.asarray(canvas, np.uint8)[..., :3]
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "drawing.png")
+        Image.fromarray(canvas).save(path)
+        src = load_inputs([path], img_shape, settings.get("load_size", 286))
+    if settings.get("task") == "inpaint":
+        red = (canvas[..., 0] > 200) & (canvas[..., 1] < 60) & (canvas[..., 2] < 60)  # [h, w]
+        src = np.asarray(cut_hole(src, red[None, ..., None].astype(np.float32)))
+    return src
+
+
+MODE_TEXT = {"eval": "eval: dropout off, BatchNorm's moving averages (deterministic)",
+             "paper": "paper: as in training, dropout on and BatchNorm with this image's own statistics "
+                      "(a new draw at every stroke)"}
+HOW_TO = {"inpaint": "Draw a digit in white, or start from an example, then cut a hole with the red pen "
+                     "(or the button): the generator fills what is red.",
+          "edges2digit": "Sketch the outline of a digit in white on black: thin lines, as an edge map.",
+          "edges2fashion": "Sketch the outline of a shoe or a bag in white on black: thin lines, as an edge map.",
+          "denoise": "Draw a digit in white and scatter noise around it.",
+          "superres": "Draw a blurry, blocky digit in white.",
+          None: "Draw on one of the validation inputs, or upload an image: it is read as `predict` reads "
+                "a file (resized or centre-cropped to the generator's size)."}
+
+
+def run_translation(generator, settings, canvas, mode):
+    """(net input, output, note) for the page: uint8 [h, w] or [h, w, 3] images, at the generator's size,
+    of what the net sees and what it makes of it, and a line of predict's notes on unusual inputs."""
+    from predict import UNUSUAL, translate, unusual_inputs
+    from visual import to_uint8
+    src = from_canvas(canvas, generator.input_shape[1:], settings)
+    fake = translate(generator, src, batch_size=1, mode=mode)
+    found = unusual_inputs(src, settings.get("task"), settings.get("hole_min", 10))
+    note = " ".join(f"Note: this drawing {UNUSUAL[kind]}." for kind, hits in found.items() if hits)
+    as_image = lambda x: x[0, ..., 0] if x.shape[-1] == 1 else x[0]  # noqa: E731  [h, w] or [h, w, 3]
+    return as_image(to_uint8(src)), as_image(to_uint8(fake)), note
+
+
+def pens(gr, task, img_shape):
+    """The canvas's gr.Brush: for the MNIST tasks white (+1) and black (-1), and for inpainting
+    the red hole pen, 2 pixels wide; for a folder run every colour."""
+    if task is None:
+        return gr.Brush(default_size=max(2, img_shape[1] // 64))
+    hole_pen = ["#%02x%02x%02x" % HOLE_RGB] if task == "inpaint" else []
+    return gr.Brush(colors=MNIST_PENS + hole_pen, color_mode="fixed", default_color=MNIST_PENS[0], default_size=2)
+
+
+def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
+    """The demo page as a gradio.Blocks: launch it with `serve`, or `.launch()` in a notebook.
+    generator: a Keras model [n, h, w, c] -> [n, h, w, c'] in [-1, 1]; settings: the run's
+    config.json as a dict; examples: float [k, h, w, c] inputs to start from, or None."""
+    import numpy as np
+
+    from predict import auto_mode
+    gr = import_gradio()
+    task, img_shape = settings.get("task"), generator.input_shape[1:]
+    blank = np.zeros((*img_shape[:2], 3), np.uint8)  # black: -1, the MNIST background
+    first = blank if examples is None else to_canvas(examples[0], task)
+
+    def editor_value(canvas):
+        return {"background": canvas, "layers": [], "composite": canvas}
+
+    def update(value, chosen_mode):
+        canvas = value.get("composite") if value else None
+        return run_translation(generator, settings, blank if canvas is None else canvas, chosen_mode)
+
+    def start_from(canvas, chosen_mode):
+        return editor_value(canvas), *run_translation(generator, settings, canvas, chosen_mode)
+
+    with gr.Blocks(title=f"{title} demo", analytics_enabled=False) as app:
+        gr.Markdown(f"### {title}: {task or 'image pairs'}, {img_shape[0]}x{img_shape[1]}, "
+                    f"{img_shape[2]} channel(s)\n{HOW_TO.get(task, HOW_TO[None])}")
+        with gr.Row():
+            editor = gr.ImageEditor(
+                value=editor_value(first), canvas_size=img_shape[:2], fixed_canvas=True, image_mode="RGB",
+                type="numpy", format="png", sources=(), layers=False, transforms=(), brush=pens(gr, task, img_shape),
+                eraser=gr.Eraser(default_size=2), label="Draw here (pen, eraser, undo)",
+                elem_id="canvas", elem_classes="pixels", height=420)
+            with gr.Column():
+                net_input, output = (gr.Image(label=label, format="png", image_mode=None, interactive=False,
+                                              elem_id=elem_id, elem_classes="pixels", height=200)
+                                     for label, elem_id in (("What the net sees", "net-input"),
+                                                            ("Generator output", "net-output")))
+        with gr.Row():
+            chosen = gr.Radio(list(INFERENCE_MODES), value=auto_mode(settings) if mode == "auto" else mode,
+                              label="Inference mode", elem_id="mode",
+                              info=" / ".join(MODE_TEXT[m] for m in INFERENCE_MODES))
+            note = gr.Markdown(elem_id="note")
+        with gr.Row():
+            clear = gr.Button("Clear: a blank canvas", elem_id="clear")
+            clear.click(lambda m: start_from(blank, m), [chosen], [editor, net_input, output, note])
+            if task == "inpaint":
+                cut = gr.Button("Cut a random square hole, as in training", elem_id="cut-hole")
+                cut.click(lambda value, m: start_from(random_hole(value, img_shape, settings), m),
+                          [editor, chosen], [editor, net_input, output, note])
+            upload = gr.Image(label="Or upload an image", type="filepath", sources=["upload"], height=140)
+        if examples is not None:
+            gallery = gr.Gallery([to_canvas(x, task) for x in examples], label="Validation inputs of the run: "
+                                 "click one to start from it", columns=EXAMPLES, height=180,
+                                 allow_preview=False, elem_id="examples", elem_classes="pixels")
+
+            def pick(chosen_mode, event: gr.SelectData):  # Gradio passes the click as `event`
+                return start_from(to_canvas(examples[event.index], task), chosen_mode)
+            gallery.select(pick, [chosen], [editor, net_input, output, note])
+        results = [net_input, output, note]
+        editor.input(update, [editor, chosen], results, trigger_mode="always_last")
+        chosen.change(update, [editor, chosen], results)
+        upload.upload(lambda path, m: start_from(read_upload(path, img_shape, settings), m), [upload, chosen],
+                      [editor, *results])
+        app.load(update, [editor, chosen], results)
+    return app
+
+
+def random_hole(value, img_shape, settings):
+    """The canvas of editor `value` with one more square hole, drawn as in training
+    (tasks.mask_square with the run's hole sizes), painted red."""
+    import numpy as np
+
+    from tasks import mask_square
+    canvas = value.get("composite") if value else None
+    src = from_canvas(np.zeros((*img_shape[:2], 3), np.uint8) if canvas is None else canvas, img_shape, settings)
+    masked, _ = mask_square(src, settings.get("hole_min", 10), settings.get("hole_max", 15))
+    return to_canvas(np.asarray(masked)[0], "inpaint")
+
+
+def read_upload(path, img_shape, settings):
+    """An uploaded image file as a canvas: read by predict.load_inputs as `predict` reads it."""
+    from predict import load_inputs
+    return to_canvas(load_inputs([path], img_shape, settings.get("load_size", 286))[0], settings.get("task"))
+
+
+def serve(app, host=HOST, port=PORT, open_browser=False, block=True, inline=None):
+    """Launch `app` on host:port (port None: the first free one from 7860) with nothing fetched
+    from the internet: no share link, no analytics, the theme's fonts served locally.
+    block=False returns once it is up; inline=True also shows it in a notebook cell."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: serving on {host}:{port}: anyone who can reach this port can use the demo, and this "
+              f"machine's CPU or GPU; leave --host out to serve this machine only")
+    try:
+        app.launch(server_name=host, server_port=port, inbrowser=open_browser, share=False, css=CSS, inline=inline,
+                   footer_links=[], prevent_thread_lock=not block, quiet=False)
+    except OSError as e:  # taken between check_serving and now
+        raise OSError(f"cannot serve on {host}:{port} ({e}); choose another --port") from e
+
+
+def demo(model_path, host=HOST, port=PORT, mode="auto", open_browser=True):
+    """`python pix2pix.py demo`: open the run of `model_path` (its folder or its generator.keras)
+    and serve its page until Ctrl-C."""
+    check_serving(host, port)
+    generator, settings, examples = open_run(model_path)
+    if not settings:
+        print(f"note: no config.json beside {model_path}: no example inputs, read as a folder run's images")
+    serve(build_app(generator, settings, examples, mode, title=os.path.basename(os.path.abspath(model_path))),
+          host, port, open_browser)

@@ -1,0 +1,177 @@
+"""The browser demo (demo.py, `python pix2pix.py demo`): the one-line messages for a missing Gradio
+and a taken port, and the page itself, driven in a real headless browser (Debian's chromium, driven
+by Playwright): strokes drawn on the canvas change the output, which equals predict.translate of
+the input the page shows.
+"""
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+import pytest
+
+import cli
+from conftest import ENV, ROOT
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (apt-get install chromium); browser downloads fail here
+BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_demo_without_gradio_prints_the_install_command(monkeypatch):
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now fails, as where it is absent
+    with pytest.raises(SystemExit) as stop:
+        cli.parse_command(["demo", "--model", "runs/x"])
+    assert str(stop.value) == ("pix2pix.py demo: error: the demo needs Gradio, which is not installed: "
+                               "python -m pip install -r requirements-demo.txt")
+
+
+def test_demo_on_a_taken_port_says_so_in_one_line(monkeypatch):
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.setitem(sys.modules, "gradio", types.ModuleType("gradio"))  # present, for this check
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as stop:
+            cli.parse_command(["demo", "--model", "runs/x", "--port", str(port)])
+    message = str(stop.value)
+    assert message.startswith(f"pix2pix.py demo: error: port {port} on 127.0.0.1 is taken")
+    assert f"--port {port + 1}" in message and "\n" not in message
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, mnist_npz):
+    """A run folder for 28x28 inpainting: a random two-layer convolutional generator (an untrained
+    U-Net answers every input with a near-constant grey; this one follows the strokes) and its
+    config.json."""
+    import keras
+
+    from utils import save_model
+    folder = tmp_path_factory.mktemp("run")
+    keras.utils.set_random_seed(0)
+    generator = keras.Sequential([keras.Input((28, 28, 1)),
+                                  keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                                  keras.layers.Conv2D(1, 3, padding="same", activation="tanh")])
+    save_model(generator, str(folder / "generator.keras"))
+    settings = {"task": "inpaint", "data": mnist_npz, "val_size": 50, "seed": 0, "batch_size": 8,
+                "hole_min": 10, "hole_max": 15}
+    (folder / "config.json").write_text(json.dumps(settings))
+    return folder
+
+
+def serve_demo(folder, port, log_path, timeout=120):
+    """`python pix2pix.py demo` in its own process, its output in log_path; returns (process, url)
+    once it serves."""
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, os.path.join(ROOT, "pix2pix.py"), "demo", "--model", str(folder),
+                                   "--port", str(port), "--no-browser", "--mode", "eval"], cwd=ROOT, env=ENV,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    while time.time() < deadline and server.poll() is None:
+        with open(log_path) as log:
+            served = [line for line in log if "Running on local URL:" in line]
+        if served:
+            return server, served[0].split("URL:")[1].strip().rstrip("/")
+        time.sleep(0.2)
+    server.kill()
+    with open(log_path) as log:
+        pytest.fail("the demo did not serve:\n" + log.read()[-2000:])
+
+
+def shown_image(page, selector, old_src=None, timeout=60):
+    """(src, uint8 array) of the image in `selector`, waiting until its src differs from old_src."""
+    from PIL import Image
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        image = page.locator(f"{selector} img")
+        src = image.get_attribute("src") if image.count() else None
+        if src and src != old_src:
+            return src, np.asarray(Image.open(io.BytesIO(page.request.get(src).body())))
+        time.sleep(0.2)
+    pytest.fail(f"{selector} showed no new image within {timeout} s")
+
+
+def draw_stroke(page, points):
+    """Drag the pen along `points`, (x, y) fractions of the picture, which sits in the middle of the
+    canvas element and fills at least half of its shorter side."""
+    box = page.locator("#canvas canvas").first.bounding_box()
+    side = min(box["width"], box["height"]) / 2
+    at = [(box["x"] + box["width"] / 2 + (x - 0.5) * side, box["y"] + box["height"] / 2 + (y - 0.5) * side)
+          for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for point in at[1:]:
+        page.mouse.move(*point, steps=4)
+    page.mouse.up()
+
+
+def test_drawing_in_the_browser_translates_as_predict_does(tiny_run, tmp_path):
+    pytest.importorskip("gradio", reason="the demo needs Gradio: pip install -r requirements-demo.txt")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright: pip install "
+                                                                "playwright")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no {CHROMIUM}: apt-get install chromium")
+    from predict import translate
+    from utils import load_generator
+    from visual import to_uint8
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=BROWSER_FLAGS, headless=True)
+        server, url = serve_demo(tiny_run, port, tmp_path / "demo.log")
+        try:
+            page = browser.new_page()
+            requests = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(url)
+            first_src, first_output = shown_image(page, "#net-output")
+            first_input_src, _ = shown_image(page, "#net-input")
+            assert page.locator("#mode input[value=eval]").is_checked()  # the mode is stated, and --mode's
+            page.get_by_role("button", name="Brush", exact=True).click()
+            draw_stroke(page, [(0.1, 0.1), (0.5, 0.9), (0.9, 0.2)])  # a white V across the digit
+            _, output = shown_image(page, "#net-output", old_src=first_src)
+            _, net_input = shown_image(page, "#net-input", old_src=first_input_src)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            browser.close()
+    assert output.shape == net_input.shape == (28, 28)
+    assert (net_input == 128).sum() >= 50  # the example's red hole reached the net as 0.0 (grey 128)
+    assert np.abs(output.astype(int) - first_output).max() > 10  # the drawing changed the output
+    src = net_input[None, ..., None] / 127.5 - 1.0                 # what the page says the net saw
+    expected = to_uint8(translate(load_generator(str(tiny_run / "generator.keras")), src))[0, ..., 0]
+    assert np.abs(output.astype(int) - expected).max() <= 2  # the PNG rounding of the input (<= 0.004), through the net
+    assert not [r for r in requests if r.startswith("http") and not r.startswith(url)]  # nothing from outside
+
+
+def test_a_folder_run_gets_its_validation_inputs_and_reads_drawings_as_predict(tmp_path):
+    """Without a browser: the examples of a folder run (RGB, 16x16) are its validation inputs, a
+    canvas goes back to the net unchanged, and an uploaded file is read as `predict` reads it."""
+    from PIL import Image
+
+    from demo import from_canvas, load_examples, read_upload, to_canvas
+    from folder_ds import get_folder_ds, write_pairs
+    from predict import load_inputs
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(0, 256, (6, 16, 32, 3), dtype=np.uint8)  # A|B pairs
+    write_pairs(pictures[:4, :, :16], pictures[:4, :, 16:], str(tmp_path / "pairs"), split="train")
+    write_pairs(pictures[4:, :, :16], pictures[4:, :, 16:], str(tmp_path / "pairs"), split="val")
+    settings = {"task": None, "data": str(tmp_path / "pairs"), "load_size": 0, "seed": 0, "val_size": 50}
+    examples = load_examples(settings, (16, 16, 3))
+    val_src = next(iter(get_folder_ds(str(tmp_path / "pairs"), load_size=0, crop_size=16, verbose=False)[1]))[0]
+    np.testing.assert_array_equal(examples, np.asarray(val_src))       # the run's own validation inputs
+    canvas = to_canvas(examples[0], task=None)                           # uint8 [16, 16, 3]
+    np.testing.assert_allclose(from_canvas(canvas, (16, 16, 3), settings)[0], examples[0], atol=1e-6)
+    upload = tmp_path / "big.png"
+    Image.fromarray(rng.integers(0, 256, (40, 24, 3), dtype=np.uint8)).save(upload)  # centre-cropped to 16
+    expected = load_inputs([str(upload)], (16, 16, 3), load_size=0)[0]
+    np.testing.assert_allclose(read_upload(str(upload), (16, 16, 3), settings) / 127.5 - 1, expected, atol=1e-6)
