@@ -133,7 +133,8 @@ def training_parser(prog="pix2pix.py", defaults=None):
         description="Train Pix2Pix (Isola et al. 2017) on a folder of paired images (--data FOLDER), or on "
                     "paired MNIST tasks, by default filling square holes in digits.",
         epilog="Other commands: `python pix2pix.py predict --help` (translate new images with a trained "
-               "generator), `python pix2pix.py export --help` (SavedModel, TFLite, ONNX), "
+               "generator), `python pix2pix.py export --help` (SavedModel, TFLite, ONNX), `python pix2pix.py "
+               "demo --help` (draw in the browser, watch it translate), "
                "`python pix2pix.py evaluate --help` (score a generator on held-out digits), "
                "`python pix2pix.py ablation --help` (the paper's loss ablation on MNIST).")
     mnist, paper = Config.mnist(), Config.paper()
