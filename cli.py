@@ -93,8 +93,8 @@ TRAINING_HELP = {
     "lr_decay_epochs": "decay both learning rates linearly to zero over the last N epochs (0: constant, as the "
                        "pix2pix paper; the decay is the CycleGAN paper's and junyanz's code's default, there "
                        "over the last 100 of 200 epochs)",
-    "tensorboard": "also write TensorBoard event files into OUT/tensorboard: every logged value per epoch "
-                   "and the sample grid as an image (`tensorboard --logdir OUT/tensorboard`)",
+    "tensorboard": "also write TensorBoard event files into OUT/tensorboard_logs: every logged value per epoch "
+                   "and the sample grid as an image (`tensorboard --logdir OUT/tensorboard_logs`)",
     "save_every": "also save a checkpoint every N steps within an epoch (0: only at the end of each epoch)",
     "resume": "continue the run saved in --out (same flags; --epochs may grow)",
     "overwrite": "start afresh in an --out that holds another run's checkpoint, replacing it",

@@ -141,7 +141,7 @@ class RunFiles:
         self.lock = os.path.join(folder, "pix2pix.lock")             # held by the run writing here
         self.generator = os.path.join(folder, "generator.keras")   # the generator alone, plain Keras
         self.best_generator = os.path.join(folder, "generator.best.keras")  # the one of lowest val L1 so far
-        self.tensorboard = os.path.join(folder, "tensorboard")     # --tensorboard: event files
+        self.tensorboard = os.path.join(folder, "tensorboard_logs")  # --tensorboard: event files
         self.config = os.path.join(folder, "config.json")          # every setting of the run
         self.history = os.path.join(folder, "history.json")        # per-epoch logs
         self.losses = os.path.join(folder, "losses.png")           # their curves

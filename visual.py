@@ -100,12 +100,12 @@ def plot_history(history, path):
 class SampleGrid(keras.callbacks.Callback):
     """After every epoch, translate the fixed inputs `src` and save
     `folder/epoch_NNN.png` (input | generated | real), then refresh `gif_path` with all epochs;
-    with a `log_dir`, also write the grid there as a TensorBoard image ("samples", step = epoch)."""
+    with a `log_dir`, also write the grid there as a TensorBoard image ("sample grid", step = epoch)."""
 
     def __init__(self, src, target, folder, gif_path=None, log_dir=None):
         super().__init__()
         self.src, self.target = np.asarray(src), np.asarray(target)
-        self.folder, self.gif_path, self.log_dir = folder, gif_path, log_dir
+        self.folder, self.gif_path, self.log_dir, self.writer = folder, gif_path, log_dir, None
 
     def on_epoch_end(self, epoch, logs=None):
         fake = self.model.output_generator(self.src, training=False)
@@ -114,8 +114,10 @@ class SampleGrid(keras.callbacks.Callback):
                    title=f"epoch {epoch + 1}: input | generated | real")
         if self.log_dir:
             import tensorflow as tf
-            with tf.summary.create_file_writer(self.log_dir).as_default():
-                tf.summary.image("samples", to_uint8(grid)[None], step=epoch + 1)
+            self.writer = self.writer or tf.summary.create_file_writer(self.log_dir)
+            with self.writer.as_default():
+                tf.summary.image("sample grid", to_uint8(grid)[None], step=epoch + 1)
+            self.writer.flush()
         if self.gif_path:  # frames of this run only: never a longer earlier run's later epochs
             frames = [os.path.join(self.folder, f"epoch_{e:03d}.png") for e in range(1, epoch + 2)]
             save_gif([f for f in frames if os.path.exists(f)], self.gif_path)
