@@ -99,18 +99,21 @@ def load_inception():
     try:
         return inception_extractor(), None
     except Exception as e:  # Keras raises a bare Exception for a failed download
-        reason = (str(e).strip().splitlines() or [""])[0][:150]
-        return None, (f"FID and KID left out: InceptionV3's ImageNet weights could not be had from Keras' "
-                      f"download or cache ({reason}); every other score is written")
+        reason = (str(e).strip().splitlines() or [""])[0].rsplit(" -- ", 1)[-1][:200]  # the cause, not the URL
+        return None, (f"FID and KID left out: Keras could not download InceptionV3's ImageNet weights into "
+                      f"~/.keras/models ({reason}); every other score is written")
 
 
 def inception_features(extractor, images, batch_size=32):
     """float32 [n, h, w, c] in [-1, 1] (c = 1 or 3; grey repeated to RGB) -> float32 [n, 2048]:
     the `extractor`'s features of the images resized (bilinear, antialiased) to its input size."""
     side = extractor.input_shape[1:3]
-    rgb = tf.image.grayscale_to_rgb(images) if images.shape[-1] == 1 else images
+    images = np.asarray(images, np.float32)
+    rgb = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
     resized = tf.clip_by_value(tf.image.resize(rgb, side, antialias=True), -1.0, 1.0)
-    return np.asarray(extractor.predict(resized, batch_size=batch_size, verbose=0))
+    # Called directly, batch by batch: predict() would compile the net anew for each batch size.
+    return np.concatenate([np.asarray(extractor(resized[i:i + batch_size], training=False))
+                           for i in range(0, len(rgb), batch_size)])
 
 
 def set_distances(fake_features, target_features):
