@@ -265,9 +265,10 @@ def run_predict(args):
 def run_evaluate(args, task):
     if task is None:  # a folder of test pairs
         from evaluate_pairs import evaluate_pairs
-        return evaluate_pairs(args.model, args.data, args.out, args.json, args.limit, fid=not args.no_fid)
-    from evaluate import evaluate
-    evaluate(args.model, task, args.data, args.limit, args.json, args.out)
+        evaluate_pairs(args.model, args.data, args.out, args.json, args.limit, fid=not args.no_fid)
+    else:
+        from evaluate import evaluate
+        evaluate(args.model, task, args.data, args.limit, args.json, args.out)
 
 
 @fail_in_one_line("ablation")
