@@ -156,8 +156,8 @@ def test_a_new_page_replaces_the_old_one_whole(run_and_pairs, tmp_path, monkeypa
             raise OSError("the disk is full")
         return real_save(image, path)
 
-    real_save = results_page.save_image
-    monkeypatch.setattr(results_page, "save_image", fail_late)
+    real_save = results_page.save_png
+    monkeypatch.setattr(results_page, "save_png", fail_late)
     page = open(out.page).read()
     with pytest.raises(OSError, match="disk is full"):
         evaluate_pairs.evaluate_pairs(files.folder, data, out=out.folder, fid=False)
