@@ -25,7 +25,7 @@ SHOWN_SIDE = 96       # smaller ones are shown enlarged by a whole factor (sharp
 PANELS = ("input", "generated", "target")
 
 STYLE = """body { font-family: sans-serif; margin: 1.5em; }
-table { border-collapse: collapse; } td, th { padding: 3px 8px; text-align: right; }
+table { border-collapse: collapse; } td, th { padding: 3px 8px; text-align: right; white-space: nowrap; }
 tbody tr:nth-child(odd) { background: #f3f3f3; } th.sort { cursor: pointer; background: #dde; }
 th.sort:hover { background: #ccd; } td.name { text-align: left; } img.pixels { image-rendering: pixelated; }"""
 
