@@ -326,14 +326,25 @@ def demo_parser():
 def evaluate_parser():
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
-        prog="pix2pix.py evaluate", description="Score a generator on held-out MNIST digits (or, for "
-                                                "edges2fashion, Fashion-MNIST's test shoes and bags).")
-    parser.add_argument("--model", required=True, help="a generator.keras written by pix2pix.py")
+        prog="pix2pix.py evaluate",
+        description="Score a generator on held-out test images: for a run on a folder of pairs, your own test "
+                    "pairs (--data); for MNIST tasks, MNIST's test digits (or, for edges2fashion, Fashion-MNIST's "
+                    "test shoes and bags). Writes scores.json and index.html, a results page with one row per "
+                    "test image, worst first.",
+        epilog="Test pairs (docs/evaluate.md): L1, PSNR and SSIM per pair, FID and KID on InceptionV3 features "
+               "(ImageNet weights, Keras' download of 88 MB, once; offline they are left out with a note).")
+    parser.add_argument("--model", required=True, help="a generator.keras written by pix2pix.py, or its run folder")
     parser.add_argument("--task", choices=TASKS, help="default: the task in the config.json beside the model")
-    parser.add_argument("--data", help="MNIST test digits: mnist.npz or a folder of t10k idx files "
-                                       "(edges2fashion: of Fashion-MNIST; default: load_fashion's sources)")
-    parser.add_argument("--limit", type=int, default=0, help="score only the first N test digits (0: all)")
-    parser.add_argument("--json", help="also write the scores here (default: scores.json beside the model)")
+    parser.add_argument("--data", help="a folder of test pairs (A|B files or A/ and B/ folders: its test/ split, "
+                                       "else val/, else the pairs in it), or MNIST test digits: mnist.npz or a "
+                                       "folder of t10k idx files (edges2fashion: of Fashion-MNIST; default: "
+                                       "load_fashion's sources)")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N test images or pairs (0: all)")
+    parser.add_argument("--out", help="folder for scores.json, index.html and its thumbnails (default: the "
+                                      "model's run folder)")
+    parser.add_argument("--json", help="write the scores here instead (default: scores.json in --out)")
+    parser.add_argument("--no-fid", action="store_true",
+                        help="test pairs: leave FID and KID out (no InceptionV3, faster on a CPU)")
     return parser
 
 
@@ -408,8 +419,12 @@ def run_demo(args):
 
 @fail_in_one_line("evaluate")
 def run_evaluate(args, task):
-    from evaluate import evaluate
-    evaluate(args.model, task, args.data, args.limit, args.json)
+    if task is None:  # a folder of test pairs
+        from evaluate_pairs import evaluate_pairs
+        evaluate_pairs(args.model, args.data, args.out, args.json, args.limit, fid=not args.no_fid)
+    else:
+        from evaluate import evaluate
+        evaluate(args.model, task, args.data, args.limit, args.json, args.out)
 
 
 @fail_in_one_line("ablation")
@@ -443,19 +458,35 @@ def parse_command(argv=None):
     if command == "evaluate":
         parser = evaluate_parser()
         args = parser.parse_args(rest)
-        if not os.path.isfile(args.model):
-            parser.error(f"--model {args.model} does not exist")
-        settings = RunFiles.of_model(args.model).settings()
-        task = args.task or settings.get("task", "inpaint")
-        if task is None or task not in TASKS or is_photo_run(Config(task=task, data=settings.get("data"))):
-            parser.error(f"{args.model} was trained on a folder of images; evaluate scores MNIST tasks "
-                         f"(use `pix2pix.py predict` on your test images)")
-        return command, (args, task)
+        return command, (args, evaluate_task(args, parser.error))
     if command == "ablation":
         args, training_flags = ablation_parser().parse_known_args(rest)
         defaults = {"epochs": 5, "out": os.path.join("runs", "ablation")}
         return command, (parse_args(training_flags, prog="pix2pix.py ablation", defaults=defaults), args)
     return command, (parse_args(rest), rest)
+
+
+def evaluate_task(args, error):
+    """What `evaluate` scores: the MNIST task (--task, else the run's), or None for a --data folder
+    of test pairs. Sets args.model to the generator of a run folder; error(message) for a missing
+    model, --task with a folder of pairs, or a folder-trained model without one."""
+    from folder_ds import is_pair_folder
+    args.model = RunFiles(args.model).generator if os.path.isdir(args.model) else args.model
+    if not os.path.isfile(args.model):
+        error(f"--model {args.model} does not exist")
+    if args.data and not os.path.exists(args.data):
+        error(f"--data {args.data} does not exist")
+    if args.data and is_pair_folder(args.data):
+        if args.task:
+            error(f"--task {args.task} scores MNIST-like images, but --data {args.data} is a folder of test "
+                  f"pairs: leave --task out")
+        return None
+    settings = RunFiles.of_model(args.model).settings()
+    task = args.task or settings.get("task", "inpaint")
+    if task is None or task not in TASKS or is_photo_run(Config(task=task, data=settings.get("data"))):
+        error(f"{args.model} was trained on a folder of images: give --data, a folder of test pairs "
+              f"(A|B files, or A/ and B/ folders)")
+    return task
 
 
 def run(parsed, train):

@@ -148,6 +148,8 @@ class RunFiles:
         self.samples = os.path.join(folder, "samples")             # epoch_NNN.png sample grids
         self.gif = os.path.join(folder, "samples.gif")             # the grids as an animation
         self.scores = os.path.join(folder, "scores.json")          # written by `evaluate`
+        self.page = os.path.join(folder, "index.html")             # `evaluate`'s results page
+        self.page_images = os.path.join(folder, "index_images")    # its thumbnails
 
     @classmethod
     def of_model(cls, model_path):

