@@ -31,6 +31,8 @@ VARIANTS = {
     "paste+ema.99+l300": ("paste, EMA 0.99, lambda 300", dict(ema=0.99, l1_weight=300.0)),
     "paste+ema.99+e25": ("paste, EMA 0.99, 25 epochs instead of 15", dict(ema=0.99, epochs=25)),
     "paste+ema.999+l300": ("paste, EMA 0.999, lambda 300", dict(ema=0.999, l1_weight=300.0)),
+    "paste+ema.99+bf16": ("paste, EMA 0.99, bfloat16 computation (--precision bf16)",
+                          dict(ema=0.99, precision="bf16")),
     "paste+ema.99+b32": ("paste, EMA 0.99, batch 32, twice the steps (same digits seen)",
                          dict(ema=0.99, batch_size=32, max_epoch_steps=140)),
 }
