@@ -87,7 +87,7 @@ TRAINING_HELP = {
                 "side for photos)",
     "no_paste": "inpainting: the generator redraws the known pixels too, as the paper's nets redraw every "
                 "pixel (default: the input's known pixels are pasted into the output, only the hole is "
-                "generated: nets.paste_known)",
+                "generated: nets.unet keep_known)",
     "ema": "the saved generator is an exponential moving average of G's weights with this decay (0: off, as "
            "the paper; default: {mnist} for MNIST tasks, measured there: docs/results.md)",
     "lr_decay_epochs": "decay both learning rates linearly to zero over the last N epochs (0: constant, as the "

@@ -52,7 +52,7 @@ class Config:
     disc_layers: int = 0          # stride-2 layers of the PatchGAN (0: by image size)
     hole_min: int = HOLE_SIZES[0]  # inpainting: smallest side of the square hole
     hole_max: int = HOLE_SIZES[1]  # inpainting: largest side
-    no_paste: bool = False        # inpainting: G redraws the known pixels too (default: pasted back, nets.paste_known)
+    no_paste: bool = False        # inpainting: G redraws the known pixels too (default: pasted back, unet keep_known)
     ema: float = 0.0              # saved generator = moving average of G's weights with this decay (0: off; paper)
     lr_decay_epochs: int = 0      # decay both learning rates linearly to zero over the last N epochs (0: off; paper)
     tensorboard: bool = False     # also log the epoch's scalars and sample grid for TensorBoard (RunFiles.tensorboard)

@@ -2,7 +2,6 @@
 functions that return keras.Model, like the lesson's gan_cnn.py:
 
     unet(img_shape)                 the generator: a U-Net with skip concatenations, tanh output
-    paste_known(src, generated)     inpainting: the input's known pixels over the generated ones
     patch_discriminator(img_shape)  the conditional PatchGAN: conv layers only, a grid of patch logits
     receptive_field(model)          how many pixels one of its logits sees
 
@@ -32,7 +31,8 @@ def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, 
     close as padding each side by at most `max_pad` allows. Sides are padded with -1 (background)
     to a multiple of 2**depth and cropped back at the end: 28x28 -> 32x32, depth 5; 256 -> depth 8.
     keep_known (inpainting, not in the paper): the output keeps the input's known pixels and the net
-    draws the hole only (paste_known); its losses then come from the hole alone.
+    draws the hole only (paste_known, below, pastes the known pixels over its output with stock
+    layers); its losses then come from the hole alone.
     """
     height, width, channels = img_shape
     if min(height, width) < 4:
@@ -60,6 +60,22 @@ def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, 
         x = layers.Dropout(rate)(x) if rate else x
         return layers.ReLU()(x)
 
+    def paste_known(src, generated):  # inpainting: the known pixels of src, the generated ones in its hole
+        # A pixel of src equal to 0.0, the hole's value (tasks.mask_square), is unknown (8-bit pixels
+        # scaled to [-1, 1] never are): known = min(1, 10000 * |src|) is 1 outside the hole, 0 in it,
+        # and known * src + (1 - known) * generated is src exactly outside, generated exactly inside.
+        # Stock layers, in float32: keras.models.load_model reads the model without this code.
+        if src.shape[-1] != generated.shape[-1]:
+            raise ValueError(f"keep_known needs as many input as output channels, got {src.shape[-1]} "
+                             f"and {generated.shape[-1]}")
+        f32 = dict(dtype="float32")
+        magnitude = layers.Add(**f32)([layers.ReLU(**f32)(src),                 # |src| = relu(src) + relu(-src)
+                                       layers.ReLU(**f32)(layers.Rescaling(-1.0, **f32)(src))])
+        known = layers.ReLU(max_value=1.0, **f32)(layers.Rescaling(1e4, **f32)(magnitude))  # 0 or 1
+        unknown = layers.Rescaling(-1.0, offset=1.0, **f32)(known)               # 1 - known
+        return layers.Add(name="fake", **f32)([layers.Multiply(**f32)([known, src]),
+                                               layers.Multiply(**f32)([unknown, generated])])
+
     src = keras.Input(img_shape, name="src")
     x = src
     if pad_h or pad_w:  # pad with -1: shift to 0, zero-pad, shift back (stock layers only)
@@ -81,27 +97,6 @@ def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, 
     if keep_known:
         fake = paste_known(src, fake)
     return keras.Model(src, fake, name=f"unet_{depth}")
-
-
-def paste_known(src, generated):
-    """Inpainting's output: the input's pixels where they are known, the generated ones in the hole.
-
-    src, generated: [n, h, w, c] in [-1, 1] (KerasTensors); a pixel of src equal to 0.0, the hole's
-    value (tasks.mask_square), is unknown: 8-bit pixels scaled to [-1, 1] are never exactly 0.
-        known = min(1, 10000 * |src|)   1 outside the hole (|src| >= 1/255), 0 in it
-        out = known * src + (1 - known) * generated
-    Outside the hole that is src exactly (1 * src + 0 * generated), inside it generated exactly.
-    Stock layers only, in float32: keras.models.load_model reads the model without this code."""
-    if src.shape[-1] != generated.shape[-1]:
-        raise ValueError(f"paste_known needs as many input as output channels, got {src.shape[-1]} "
-                         f"and {generated.shape[-1]}")
-    f32 = dict(dtype="float32")
-    magnitude = layers.Add(**f32)([layers.ReLU(**f32)(src),                     # |src| = relu(src)
-                                   layers.ReLU(**f32)(layers.Rescaling(-1.0, **f32)(src))])  # + relu(-src)
-    known = layers.ReLU(max_value=1.0, **f32)(layers.Rescaling(1e4, **f32)(magnitude))  # [n, h, w, c] 0 or 1
-    unknown = layers.Rescaling(-1.0, offset=1.0, **f32)(known)                   # 1 - known
-    return layers.Add(name="fake", **f32)([layers.Multiply(**f32)([known, src]),
-                                           layers.Multiply(**f32)([unknown, generated])])
 
 
 def patch_discriminator(img_shape=(28, 28, 1), target_channels=None, filters=64, n_layers=None,

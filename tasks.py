@@ -47,7 +47,7 @@ def mask_square(images, min_size=10, max_size=15, seed=None):
     cols = tf.range(w)[None, None, :]                                           # [1, 1, w]
     inside = (rows >= y0) & (rows < y0 + size) & (cols >= x0) & (cols < x0 + size)  # [n, h, w]
     hole = tf.cast(inside, tf.float32)[..., None]                               # [n, h, w, 1]
-    return cut_hole(images, hole), hole
+    return images * (1.0 - hole), hole  # the hole's pixels set to 0.0, as cut_hole does
 
 
 def cut_hole(images, hole):

@@ -477,11 +477,12 @@ def format_report(rows, info, command, settings, wall_s=None):
         if "error" in r:
             lines.append(f"| {name} | {r['mode']} | | | failed: {r['error']} | | | | | | | | | |")
             continue
-        gflops = r["gflop_per_step"] / (r["ms_per_step"] / 1e3)
-        peak = peaks.get("bfloat16" if r["precision"] == "bf16" else "float32")
+        gflops = r["gflop_per_step"] / (r["ms_per_step"] / 1e3) if "gflop_per_step" in r else None
+        peak = peaks.get("bfloat16" if r.get("precision") == "bf16" else "float32")
         cells = [name, r["mode"], r["batch_size"], r["steps"], _fmt(r["ms_per_step"], ".1f"),
                  _fmt(r.get("ms_mean"), ".1f"), _fmt(r["ms_sd"], ".1f"), _fmt(r.get("ms_min"), ".1f"),
-                 _fmt(r["images_per_s"], ".2f"), _fmt(gflops, ".0f"), f"{gflops / peak:.0%}" if peak else "-",
+                 _fmt(r["images_per_s"], ".2f"), _fmt(gflops, ".0f"),
+                 f"{gflops / peak:.0%}" if peak and gflops else "-",
                  f"{_fmt(r['warmup_s'], '.1f')} ({_fmt(r['first_step_s'], '.1f')})",
                  _fmt(r["peak_rss_mib"], ".0f"), _fmt(r["rss_growth_mib"], ".0f")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")

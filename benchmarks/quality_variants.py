@@ -24,7 +24,7 @@ from config import Config, RunFiles  # noqa: E402
 # name: (what it changes, Config.mnist changes). "today" is the default before the search.
 VARIANTS = {
     "today": ("no paste, no averaging (the default before this search)", dict(no_paste=True, ema=0.0)),
-    "paste": ("known pixels pasted back (nets.paste_known)", dict(ema=0.0)),
+    "paste": ("known pixels pasted back (nets.unet keep_known)", dict(ema=0.0)),
     "paste+ema.99": ("paste, EMA of G's weights, decay 0.99", dict(ema=0.99)),
     "paste+ema.999": ("paste, EMA decay 0.999", dict(ema=0.999)),
     "paste+ema.99+l100": ("paste, EMA 0.99, lambda 100", dict(ema=0.99, l1_weight=100.0)),
@@ -60,10 +60,17 @@ def train_and_score(name, seed, root, test):
             json.dump({"minutes": (time.time() - start) / 60}, f)
     with open(timing) as f:
         minutes = json.load(f)["minutes"]
-    generator = keras.models.load_model(files.generator, compile=False)
-    images, labels, judge, ceiling = test
-    scores = score_generator(generator, images, labels, judge, seed=0, ceiling=ceiling)
-    scores["l1_outside"] = outside_error(generator, images)
+    saved = os.path.join(cfg.out, "variant_scores.json")  # scored once; delete it to score again
+    if os.path.exists(saved):
+        with open(saved) as f:
+            scores = json.load(f)
+    else:
+        generator = keras.models.load_model(files.generator, compile=False)
+        images, labels, judge, ceiling = test
+        scores = score_generator(generator, images, labels, judge, seed=0, ceiling=ceiling)
+        scores["l1_outside"] = outside_error(generator, images)
+        with open(saved, "w") as f:
+            json.dump(scores, f)
     print(f"{name} seed {seed}: " + ", ".join(f"{h} {fmt.format(scores[k])}" for k, h, fmt in SCORES)
           + f", {minutes:.1f} min", flush=True)
     return {**scores, "minutes": minutes}
@@ -100,6 +107,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--test-data", help="MNIST test digits (default: $MNIST_PATH, else Keras' download)")
     parser.add_argument("--out", default=os.path.join("runs", "variants"))
+    parser.add_argument("--table", action="store_true",
+                        help="train nothing: the table of the (variant, seed) runs that finished in --out")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(VARIANTS)
     unknown = [n for n in names if n not in VARIANTS]
@@ -109,7 +118,13 @@ def main(argv=None):
     from mnist_ds import load_mnist
     images, labels = load_mnist(args.test_data, split="test", other_split_ok=False)
     test = (images, labels, load_or_train_classifier(), load_or_train_classifier(task="inpaint"))
-    results = {name: [train_and_score(name, seed, args.out, test) for seed in args.seeds] for name in names}
+    if args.table:  # only what has finished
+        done = lambda name, seed: os.path.exists(os.path.join(args.out, f"{name}-s{seed}", "minutes.json"))  # noqa: E731
+        pairs = {name: [seed for seed in args.seeds if done(name, seed)] for name in names}
+    else:
+        pairs = {name: args.seeds for name in names}
+    results = {name: [train_and_score(name, seed, args.out, test) for seed in seeds]
+               for name, seeds in pairs.items() if seeds}
     text = table(results)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "variants.md"), "w") as f:

@@ -220,13 +220,14 @@ def test_predict_a_file_and_a_folder(trained, tmp_path):
     assert "paper mode" in result.stdout  # batch-size-1 run: the paper's inference policy
     assert os.listdir(tmp_path / "o1") == ["one.png"]
     out = Image.open(tmp_path / "o1" / "one.png")
-    assert out.size == (32, 32) and out.mode == "RGB"
+    assert out.size == (70, 70) and out.mode == "RGB"  # folder runs: --size keep, the input's own size
 
     result = run_cli(["predict", "--model", model, "--input", str(trained / "data" / "val"), "--pairs",
                   "--mode", "eval", "--output", str(tmp_path / "o2")])
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path / "o2")) == ["00000.png", "00001.png"]
-    assert all(Image.open(tmp_path / "o2" / n).size == (32, 32) for n in os.listdir(tmp_path / "o2"))
+    pair_w, pair_h = Image.open(next((trained / "data" / "val").iterdir())).size
+    assert all(Image.open(tmp_path / "o2" / n).size == (pair_w // 2, pair_h) for n in os.listdir(tmp_path / "o2"))
 
 
 def test_evaluate_scores_the_test_pairs_and_writes_a_page(trained, tmp_path, capsys):

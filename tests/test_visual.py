@@ -60,9 +60,9 @@ def test_remove_partial_files_keeps_real_files(tmp_path):
 
 
 class _Model:
-    """Stands in for a Pix2Pix: only .generator is used by TrainingHealth."""
+    """Stands in for a Pix2Pix: only .output_generator is used by TrainingHealth."""
     def __init__(self, generator):
-        self.generator = generator
+        self.output_generator = generator
 
 
 def test_training_health_warns_once_when_d_wins(capsys):
