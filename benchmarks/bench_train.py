@@ -522,6 +522,8 @@ def parse_args(argv=None):
                                             "tutorial-style reference step; print a markdown table.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--only", choices=("mnist", "paper", "all"), default="all", help="which configs to run")
+    p.add_argument("--modes", default=",".join(MODES["mnist"]),
+                   help="comma-separated modes to time, of " + ", ".join(MODES["mnist"]))
     p.add_argument("--steps", type=int, default=20, help="timed steps per mode at MNIST (batch 64)")
     p.add_argument("--paper-steps", type=int, default=10, help="timed steps per mode at 256x256 (batch 1)")
     p.add_argument("--paper-eager-steps", type=int, default=5, help="timed steps of the eager mode at 256x256")
@@ -545,6 +547,9 @@ def parse_args(argv=None):
         args.steps, args.paper_steps, args.paper_eager_steps = 2, 1, 1
         args.warmup, args.min_steps = 1, 1
         args.epoch_limit = args.epoch_limit or 320
+    args.modes = args.modes.split(",")
+    if set(args.modes) - set(MODES["mnist"]):
+        p.error(f"--modes: unknown {', '.join(sorted(set(args.modes) - set(MODES['mnist'])))}")
     for name in ("steps", "paper_steps", "paper_eager_steps", "min_steps"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -558,7 +563,7 @@ def jobs(args):
     out = [{"kind": "peak", "size": 256 if args.small else PEAK_SIZE}]
     configs = CONFIGS if args.only == "all" else (args.only,)
     for config in configs:
-        for mode in MODES[config]:
+        for mode in (m for m in MODES[config] if m in args.modes):
             steps = args.steps if config == "mnist" else (
                 args.paper_eager_steps if mode == "eager" else args.paper_steps)
             out.append({"kind": "case", "config": config, "mode": mode, "steps": steps, "warmup": args.warmup,
