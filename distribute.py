@@ -183,8 +183,8 @@ def assign_on_every_replica(variables, values):
     weights). Keras variables have no aggregation, and a mirrored one cannot be assigned in a
     replica's context: the assignment is done once, from the cross-replica context (merge_call)."""
     def assign(strategy, values):
-        for variable, value in zip(variables, values):
-            strategy.extended.update(variable, lambda v, x: v.assign(x), args=(value,))
+        for variable, value in zip(variables, values):  # the tf.Variable inside the Keras one
+            strategy.extended.update(variable.value, lambda v, x: v.assign(x), args=(value,))
     context = tf.distribute.get_replica_context()
     if context is None or not tf.distribute.has_strategy():
         for variable, value in zip(variables, values):

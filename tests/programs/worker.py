@@ -17,9 +17,10 @@ import pix2pix  # noqa: E402
 DUMP = sys.argv[1]
 
 
-class DumpWeights(keras.callbacks.Callback):  # a test hook: every worker's final weights
+class DumpWeights(keras.callbacks.Callback):  # a test hook: every worker's final weights, the saved generator's first
     def on_train_end(self, logs=None):
-        np.savez(DUMP, *self.model.generator.get_weights(), *self.model.discriminator.get_weights())
+        nets = (self.model.output_generator, self.model.generator, self.model.discriminator)
+        np.savez(DUMP, *[w for net in nets for w in net.get_weights()])
 
 
 cli.main(sys.argv[2:], train=functools.partial(pix2pix.train, callbacks=[DumpWeights()]))
