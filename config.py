@@ -88,9 +88,10 @@ class Config:
         64 (faster, same results), lambda 1000 (best of 10-1000), filters capped at 256 (1.4x
         faster, same results), 500 validation digits, and the saved generator an exponential
         moving average of G's weights (decay 0.99: closer to the best digits the visible pixels
-        allow, and more real ones, benchmarks/quality_variants.py)."""
+        allow, and more real ones, benchmarks/quality_variants.py), and bfloat16 computation where
+        the CPU or GPU has it (precision "auto": the same scores, docs/speed.md; else float32)."""
         lesson = dict(task="inpaint", epochs=25, max_epoch_steps=70, batch_size=64, l1_weight=1000.0,
-                      gen_max_filters=256, val_size=500, ema=0.99)
+                      gen_max_filters=256, val_size=500, ema=0.99, precision="auto")
         return cls(**{**lesson, **changes})
 
     def replace(self, **changes):
