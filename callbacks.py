@@ -3,6 +3,7 @@ checkpoints, the generator file, the NaN guard, and warnings when a GAN run goes
 import contextlib
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -12,7 +13,7 @@ import numpy as np
 
 import distribute
 from checkpoint import save_checkpoint
-from utils import save_model
+from utils import atomic_path, save_model
 
 
 class SaveGenerator(keras.callbacks.Callback):
@@ -28,17 +29,19 @@ class SaveGenerator(keras.callbacks.Callback):
 
 class SaveBestGenerator(keras.callbacks.Callback):
     """After an epoch whose validation L1 is the lowest of the run so far (`history`, a resumed
-    run's included, holds every epoch's logs once HistoryPlot has run), save the generator into
-    `path` too: the last epoch's is not always the best."""
+    run's included, holds every epoch's logs once HistoryPlot has run), copy the generator file
+    that SaveGenerator has just written (`generator_path`) to `path`: the last epoch's is not
+    always the best."""
 
-    def __init__(self, path, history):
+    def __init__(self, path, history, generator_path):
         super().__init__()
-        self.path, self.history = path, history
+        self.path, self.history, self.generator_path = path, history, generator_path
 
     def on_epoch_end(self, epoch, logs=None):
         val_l1 = self.history.get("val_l1", [])
         if val_l1 and val_l1[-1] <= min(val_l1):
-            save_model(self.model.output_generator, self.path)
+            with atomic_path(self.path) as tmp:
+                shutil.copyfile(self.generator_path, tmp)
 
 
 class LinearDecay(keras.callbacks.Callback):

@@ -339,8 +339,8 @@ def run_callbacks(cfg, files, data, history, step, chief):
     grids = SampleGrid(src[:8], target[:8], files.samples, gif_path=files.gif,
                        log_dir=files.tensorboard if cfg.tensorboard else None)
     return [*guard, grids, HistoryPlot(files.losses, files.history, history), SaveGenerator(files.generator),
-            SaveBestGenerator(files.best_generator, history), saver, StopOnSignal(saver, step_offset=step),
-            TrainingHealth(src), *clock, *board]
+            SaveBestGenerator(files.best_generator, history, files.generator), saver,
+            StopOnSignal(saver, step_offset=step), TrainingHealth(src), *clock, *board]
 
 
 def finish_epoch(model, cfg, data, epoch, step, fit):

@@ -99,15 +99,18 @@ def plot_history(history, path):
 
 class SampleGrid(keras.callbacks.Callback):
     """After every epoch, translate the fixed inputs `src` and save
-    `folder/epoch_NNN.png` (input | generated | real), then refresh `gif_path` with all epochs;
+    `folder/epoch_NNN.png` (input | generated | real); every `gif_every` epochs and at the end of
+    training, refresh `gif_path` with all epochs;
     with a `log_dir`, also write the grid there as a TensorBoard image ("sample grid", step = epoch)."""
 
-    def __init__(self, src, target, folder, gif_path=None, log_dir=None):
+    def __init__(self, src, target, folder, gif_path=None, log_dir=None, gif_every=5):
         super().__init__()
+        self.gif_every, self.last_epoch = gif_every, None
         self.src, self.target = np.asarray(src), np.asarray(target)
         self.folder, self.gif_path, self.log_dir, self.writer = folder, gif_path, log_dir, None
 
     def on_epoch_end(self, epoch, logs=None):
+        self.last_epoch = epoch
         fake = self.model.output_generator(self.src, training=False)
         grid = sample_grid(self.src, np.asarray(fake), self.target)
         save_image(grid, os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png"),
@@ -118,9 +121,18 @@ class SampleGrid(keras.callbacks.Callback):
             with self.writer.as_default():
                 tf.summary.image("sample grid", to_uint8(grid)[None], step=epoch + 1)
             self.writer.flush()
-        if self.gif_path:  # frames of this run only: never a longer earlier run's later epochs
-            frames = [os.path.join(self.folder, f"epoch_{e:03d}.png") for e in range(1, epoch + 2)]
-            save_gif([f for f in frames if os.path.exists(f)], self.gif_path)
+        if self.gif_path and (epoch + 1) % self.gif_every == 0:
+            self.write_gif(epoch)
+
+    def on_train_end(self, logs=None):
+        if self.gif_path and self.last_epoch is not None:
+            self.write_gif(self.last_epoch)
+
+    def write_gif(self, epoch):
+        """The animation of epochs 1..epoch+1: frames of this run only, never a longer earlier run's
+        later epochs. Every `gif_every` epochs and at the end (re-encoding all frames takes time)."""
+        frames = [os.path.join(self.folder, f"epoch_{e:03d}.png") for e in range(1, epoch + 2)]
+        save_gif([f for f in frames if os.path.exists(f)], self.gif_path)
 
 
 class HistoryPlot(keras.callbacks.Callback):
