@@ -60,7 +60,7 @@ def uninterrupted(mnist_npz, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("epochs_done, step", [(1, 3), (0, 6)])
+@pytest.mark.parametrize("epochs_done, step", [(1, 3)])  # a save in the middle of the second epoch
 def test_kill_right_after_a_save_then_resume_matches_uninterrupted(
         uninterrupted, mnist_npz, tmp_path, epochs_done, step):
     out = tmp_path / "out"
@@ -80,7 +80,7 @@ def test_kill_right_after_a_save_then_resume_matches_uninterrupted(
     assert history.count(",") == (uninterrupted / "history.json").read_text().count(",")  # 2 epochs logged
 
 
-@pytest.mark.parametrize("delay", [0.5, 2.0])
+@pytest.mark.parametrize("delay", [1.2])  # benchmarks/fault_campaign.py kills at 20 moments
 def test_sigkill_at_any_moment_then_resume_finishes(mnist_npz, tmp_path, delay):
     out = tmp_path / "out"
     command = [sys.executable, os.path.join(ROOT, "pix2pix.py"), *args(out, "--epochs", "3", "--save-every", "2",
