@@ -36,6 +36,7 @@ from config import (
     size_hw,
 )
 
+MODEL_HELP = "the generator, OUT/generator.keras of a training run (or the run folder OUT)"  # predict, export, demo
 COMMANDS = ("predict", "export", "demo", "evaluate", "ablation")  # besides training, the default
 
 # Help of every training flag. "{mnist}" / "{paper}": the Config.mnist() / Config.paper() default.
@@ -260,8 +261,7 @@ def predict_parser():
                "Notes (not errors) flag inputs that will not look like the training inputs: resizing that "
                "changes the aspect ratio; for MNIST models, dark-on-light drawings (MNIST is white on black) "
                "and, for inpainting, inputs without a mid-grey (128) hole.")
-    parser.add_argument("--model", required=True, help="the generator, OUT/generator.keras of a training run "
-                                                       "(or the run folder OUT)")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--input", required=True, help="an image file or a folder of them")
     parser.add_argument("--output", required=True, help="folder for the translated PNGs (made if missing)")
     parser.add_argument("--mode", choices=("auto", *INFERENCE_MODES), default="auto",
@@ -291,8 +291,7 @@ def export_parser():
                     "(PATH.json) stating the policy, input and output.",
         epilog="The export takes float32 [n, h, w, c] in [-1, 1] at the training size. ONNX needs tf2onnx and "
                "onnx: pip install -r requirements-export.txt. docs/export.md shows how to run each one.")
-    parser.add_argument("--model", required=True, help="the generator, OUT/generator.keras of a training run "
-                                                       "(or the run folder OUT)")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="what to write")
     parser.add_argument("--output", help="where (default: beside the model: generator_saved_model/, "
                                          "generator.tflite or generator.onnx); never overwritten")
@@ -312,8 +311,7 @@ def demo_parser():
                     "output, redrawn after each stroke.",
         epilog=f"Needs Gradio: {INSTALL}. Works offline. The page is served to this machine only unless "
                f"--host says otherwise.")
-    parser.add_argument("--model", required=True, help="the generator, OUT/generator.keras of a training run "
-                                                       "(or the run folder OUT)")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--host", default=HOST, help="address to serve on; 0.0.0.0 serves every network this "
                                                      "machine is on, and anyone who reaches the port can use it")
     parser.add_argument("--port", type=int, default=PORT, help="port to serve on")

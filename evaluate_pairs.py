@@ -26,7 +26,7 @@ import tensorflow as tf
 from config import RunFiles
 from evaluate import frechet_distance, kernel_distance, l1, psnr, ssim
 from folder_ds import check_pairs, find_pairs, has_split, image_info, pairs_ds
-from predict import translate
+from predict import auto_mode, translate
 from results_page import thumbnail, write_page
 from utils import load_generator, write_json
 from visual import to_uint8
@@ -68,17 +68,11 @@ def scoring_pairs(root):
     return pairs, folder
 
 
-def inference_mode(settings):
-    """predict's --mode auto for a run's settings (its config.json): "paper" for batch-size-1
-    runs (dropout on, each image normalised on its own), else "eval"."""
-    return "paper" if settings.get("batch_size") == 1 else "eval"
-
-
 def generate(generator, src, settings):
     """The generator's outputs for `src` (float32 [n, h, w, c] in [-1, 1], at its input size):
     float32 [n, h, w, out_channels] in [-1, 1], run as `predict` runs this run's generator: in
-    inference_mode, one image at a time in paper mode. The one place here that runs the generator."""
-    mode = inference_mode(settings)
+    predict.auto_mode, one image at a time in paper mode. The one place here that runs the generator."""
+    mode = auto_mode(settings)
     return translate(generator, src, batch_size=1 if mode == "paper" else CHUNK, mode=mode)
 
 
@@ -191,7 +185,7 @@ def evaluate_pairs(model_path, data, out=None, json_path=None, limit=0, fid=True
     print(f"Scoring {len(pairs)} pair(s) of {folder} with {model_path}")
     means, rows, features = score_pairs(generator, pairs, settings, extractor)
     scores = {"pairs": len(rows), "data": folder, "direction": settings.get("direction", "AtoB"),
-              "size": [height, width], "mode": inference_mode(settings), **means,
+              "size": [height, width], "mode": auto_mode(settings), **means,
               **(set_distances(*features) if features else {"note": note}),
               "per_pair": [{k: row[k] for k in ("name", "l1", "psnr", "ssim")} for row in rows]}
     distances = f", FID {scores['fid']:.2f}, KID {scores['kid']:.4f}" if features else ""
