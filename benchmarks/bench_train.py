@@ -320,9 +320,11 @@ def run_case(config, mode, steps, warmup=1, max_seconds=0.0, min_steps=2, small=
             "peak_rss_mib": peak, "rss_growth_mib": peak - rss_before, "step_times_s": timing["times"]}
 
 
-def run_data(batch_size=64, data=None, limit=None, small=False, seed=0):
-    """MNIST input pipeline alone, then one timed `fit` epoch with the compiled step. Two rows."""
+def run_data(batch_size=64, data=None, limit=None, small=False, seed=0, precision="fp32"):
+    """MNIST input pipeline alone, then one timed `fit` epoch with the compiled step, its nets built
+    under `precision` (fp32 or bf16). Two rows in float32; in bf16 the epoch's alone."""
     tf, keras, pix2pix, mnist_ds = _project()
+    distribute = _project_module("distribute")
     keras.utils.set_random_seed(seed)
     train_ds, _, steps = mnist_ds.get_ds(batch_size, path=data, limit=limit or None, seed=seed)
     passes = []
@@ -337,7 +339,8 @@ def run_data(batch_size=64, data=None, limit=None, small=False, seed=0):
 
     cfg = mnist_config(small)
     cfg.batch_size = batch_size
-    model = pix2pix.build_model(cfg)  # jit_compile=False: the compiled graph step, as the CLI trains
+    with distribute.precision_policy(precision):
+        model = pix2pix.build_model(cfg)  # jit_compile=False: the compiled graph step, as the CLI trains
     t0 = time.perf_counter()
     model.fit(train_ds.take(2), epochs=1, verbose=0, shuffle=False)  # traces the step
     warmup_s = time.perf_counter() - t0
@@ -345,11 +348,51 @@ def run_data(batch_size=64, data=None, limit=None, small=False, seed=0):
     history = model.fit(train_ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     epoch_s = time.perf_counter() - t0
     loss = float(next(iter(history.history.values()))[-1])
-    epoch = {"config": "mnist", "mode": "fit epoch (compiled)", "batch_size": batch_size, "images": n,
+    epoch = {"config": "mnist", "mode": epoch_mode(precision), "batch_size": batch_size, "images": n,
              "steps": n // batch_size, "epoch_s": epoch_s, "warmup_s": warmup_s,
              "images_per_s": n / epoch_s, "ms_per_step": 1e3 * epoch_s / max(1, n // batch_size),
-             "loss_after": loss, "loss_finite": math.isfinite(loss), "small": small}
-    return [pipeline, epoch]
+             "loss_after": loss, "loss_finite": math.isfinite(loss), "small": small, "precision": precision}
+    return [pipeline, epoch] if precision == "fp32" else [epoch]  # the pipeline's row once
+
+
+def epoch_mode(precision):
+    """The row name of a fit epoch: "fit epoch (compiled)" in float32, "fit epoch (bf16)"."""
+    return "fit epoch (" + ("bf16" if precision == "bf16" else "compiled") + ")"
+
+
+def is_data_row(row):
+    return row["mode"] == "input pipeline" or row["mode"].startswith("fit epoch")
+
+
+def merge_rounds(rows):
+    """One row per (config, mode) from the rows of several rounds: a step's times pooled (its median
+    over all rounds), an epoch's median time, the best matmul peak, the largest memory peak. A mode
+    that failed in any round keeps its error."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["config"], row["mode"]), []).append(row)
+    merged = []
+    for group in groups.values():
+        failed = [r for r in group if "error" in r]
+        first = dict(failed[0] if failed else group[0])
+        if failed or len(group) == 1:
+            merged.append(first)
+            continue
+        first["rounds"] = len(group)
+        if "step_times_s" in first:
+            times = [t for r in group for t in r["step_times_s"]]
+            first.update(summarize(times, first["batch_size"]), steps=len(times), step_times_s=times,
+                         peak_rss_mib=max(r["peak_rss_mib"] for r in group),
+                         rss_growth_mib=max(r["rss_growth_mib"] for r in group))
+        elif "epoch_s" in first:
+            epoch_s = statistics.median(r["epoch_s"] for r in group)
+            first.update(epoch_s=epoch_s, images_per_s=first["images"] / epoch_s,
+                         ms_per_step=1e3 * epoch_s / max(1, first["steps"]),
+                         epoch_s_all=[r["epoch_s"] for r in group])
+        elif "gflops_per_s" in first:
+            first.update(max(group, key=lambda r: r["gflops_per_s"]), rounds=len(group))
+        merged.append(first)
+    return merged
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,6 +493,9 @@ def ratios(rows):
     epoch = _find(rows, "mnist", "fit epoch (compiled)")
     if epoch and step:
         out["mnist: fit epoch / compiled step"] = epoch["images_per_s"] / step["images_per_s"]
+    epoch_bf16 = _find(rows, "mnist", "fit epoch (bf16)")
+    if epoch and epoch_bf16:
+        out["mnist: fit epoch (bf16) / fit epoch (compiled)"] = epoch_bf16["images_per_s"] / epoch["images_per_s"]
     return out
 
 
@@ -471,7 +517,7 @@ def format_report(rows, info, command, settings, wall_s=None):
     peaks = {r["dtype"]: r["gflops_per_s"] for r in rows if r["config"] == "machine" and "error" not in r}
     names = {"mnist": "MNIST 28x28x1", "paper": "paper 256x256x3"}
     for r in rows:
-        if r["mode"] in ("input pipeline", "fit epoch (compiled)") or r["config"] == "machine":
+        if is_data_row(r) or r["config"] == "machine":
             continue
         name = names.get(r["config"], r["config"]) + (" (small nets)" if r.get("small") else "")
         if "error" in r:
@@ -486,7 +532,7 @@ def format_report(rows, info, command, settings, wall_s=None):
                  f"{_fmt(r['warmup_s'], '.1f')} ({_fmt(r['first_step_s'], '.1f')})",
                  _fmt(r["peak_rss_mib"], ".0f"), _fmt(r["rss_growth_mib"], ".0f")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    data_rows = [r for r in rows if r["mode"] in ("input pipeline", "fit epoch (compiled)")]
+    data_rows = [r for r in rows if is_data_row(r)]
     if data_rows:
         lines += ["", "| MNIST data | images | batches | seconds | images/s | ms/batch |",
                   "|---|---:|---:|---:|---:|---:|"]
@@ -496,6 +542,8 @@ def format_report(rows, info, command, settings, wall_s=None):
                 continue
             note = (f" (warm-up fit {r['warmup_s']:.1f} s)" if "warmup_s" in r
                     else f" (first pass {r['first_pass_s']:.2f} s)")
+            if r.get("rounds"):
+                note += f", median of {r['rounds']} rounds"
             lines.append(f"| {r['mode']}{note} | {r['images']} | {r['steps']} | {r['epoch_s']:.2f} "
                          f"| {r['images_per_s']:.0f} | {r['ms_per_step']:.1f} |")
     if peaks:
@@ -541,6 +589,9 @@ def parse_args(argv=None):
     p.add_argument("--no-isolate", dest="isolate", action="store_false",
                    help="run every mode in this process (faster start; memory numbers then overlap)")
     p.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every job this many times, in turn (A B C A B C ...), and pool the times: "
+                        "modes compared side by side share the machine's drift")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.quick:
@@ -550,7 +601,7 @@ def parse_args(argv=None):
     args.modes = args.modes.split(",")
     if set(args.modes) - set(MODES["mnist"]):
         p.error(f"--modes: unknown {', '.join(sorted(set(args.modes) - set(MODES['mnist'])))}")
-    for name in ("steps", "paper_steps", "paper_eager_steps", "min_steps"):
+    for name in ("steps", "paper_steps", "paper_eager_steps", "min_steps", "rounds"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.warmup < 1:
@@ -570,9 +621,10 @@ def jobs(args):
                         "max_seconds": args.max_seconds, "min_steps": args.min_steps, "small": args.small,
                         "seed": args.seed})
         if config == "mnist" and not args.no_epoch:
-            out.append({"kind": "data", "batch_size": 64, "data": args.data, "limit": args.epoch_limit,
-                        "small": args.small, "seed": args.seed})
-    return out
+            for precision in ("fp32", "bf16") if "bf16" in args.modes else ("fp32",):
+                out.append({"kind": "data", "batch_size": 64, "data": args.data, "limit": args.epoch_limit,
+                            "small": args.small, "seed": args.seed, "precision": precision})
+    return out * args.rounds
 
 
 def main(argv=None):
@@ -584,7 +636,7 @@ def main(argv=None):
     start = time.perf_counter()
     rows = []
     for job in jobs(args):
-        what = {"peak": "matmul peak", "data": "mnist input pipeline + fit epoch"}.get(
+        what = {"peak": "matmul peak", "data": f"mnist input pipeline + fit epoch ({job.get('precision')})"}.get(
             job["kind"], f"{job.get('config')} {job.get('mode')}")
         print(f"running {what} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
@@ -594,6 +646,7 @@ def main(argv=None):
         print(f"  done in {time.perf_counter() - t0:.0f} s" + (f": ERROR {errors[0]}" if errors else ""),
               file=sys.stderr, flush=True)
     wall_s = time.perf_counter() - start
+    rows = merge_rounds(rows)
     settings = {k: v for k, v in vars(args).items() if k not in ("json",)}
     settings["loadavg_end"] = load_average()
     report = format_report(rows, info, command, settings, wall_s)

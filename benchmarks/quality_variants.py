@@ -22,19 +22,24 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from config import Config, RunFiles  # noqa: E402
 
 # name: (what it changes, Config.mnist changes). "today" is the default before the search.
+F32 = dict(precision="fp32")  # the search's first variants ran in float32, before "auto" was the default
 VARIANTS = {
-    "today": ("no paste, no averaging (the default before this search)", dict(no_paste=True, ema=0.0)),
-    "paste": ("known pixels pasted back (nets.unet keep_known)", dict(ema=0.0)),
-    "paste+ema.99": ("paste, EMA of G's weights, decay 0.99", dict(ema=0.99)),
-    "paste+ema.999": ("paste, EMA decay 0.999", dict(ema=0.999)),
-    "paste+ema.99+l100": ("paste, EMA 0.99, lambda 100", dict(ema=0.99, l1_weight=100.0)),
-    "paste+ema.99+l300": ("paste, EMA 0.99, lambda 300", dict(ema=0.99, l1_weight=300.0)),
-    "paste+ema.99+e25": ("paste, EMA 0.99, 25 epochs instead of 15", dict(ema=0.99, epochs=25)),
-    "paste+ema.999+l300": ("paste, EMA 0.999, lambda 300", dict(ema=0.999, l1_weight=300.0)),
+    "today": ("no paste, no averaging (the default before this search)", dict(no_paste=True, ema=0.0, epochs=15, **F32)),
+    "paste": ("known pixels pasted back (nets.unet keep_known)", dict(ema=0.0, epochs=15, **F32)),
+    "paste+ema.99": ("paste, EMA of G's weights, decay 0.99", dict(ema=0.99, epochs=15, **F32)),
+    "paste+ema.999": ("paste, EMA decay 0.999", dict(ema=0.999, epochs=15, **F32)),
+    "paste+ema.99+l100": ("paste, EMA 0.99, lambda 100", dict(ema=0.99, l1_weight=100.0, epochs=15, **F32)),
+    "paste+ema.99+l300": ("paste, EMA 0.99, lambda 300", dict(ema=0.99, l1_weight=300.0, epochs=15, **F32)),
+    "paste+ema.99+e25": ("paste, EMA 0.99, 25 epochs instead of 15", dict(ema=0.99, epochs=25, **F32)),
+    "paste+ema.999+l300": ("paste, EMA 0.999, lambda 300", dict(ema=0.999, l1_weight=300.0, epochs=15, **F32)),
     "paste+ema.99+bf16": ("paste, EMA 0.99, bfloat16 computation (--precision bf16)",
-                          dict(ema=0.99, precision="bf16")),
+                          dict(ema=0.99, epochs=15, precision="bf16")),
     "paste+ema.99+b32": ("paste, EMA 0.99, batch 32, twice the steps (same digits seen)",
-                         dict(ema=0.99, batch_size=32, max_epoch_steps=140)),
+                         dict(ema=0.99, batch_size=32, max_epoch_steps=140, epochs=15, **F32)),
+    "default": ("the MNIST preset as it is: paste, EMA 0.99, 24 epochs, precision auto", {}),
+    "default+decay12": ("the preset, both learning rates decaying linearly over the last 12 of its 24 epochs",
+                        dict(lr_decay_epochs=12)),
+    "default+decay6": ("the preset, learning rates decaying over the last 6 epochs", dict(lr_decay_epochs=6)),
 }
 SCORES = [("acc_generated", "accuracy", "{:.2%}"), ("acc_ceiling", "ceiling", "{:.2%}"),
           ("frechet_generated", "Fréchet", "{:.3f}"), ("l1_hole", "L1 hole", "{:.4f}"),

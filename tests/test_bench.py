@@ -24,7 +24,7 @@ def test_quick_mnist_run_gives_a_speed_for_every_mode(tmp_path, capsys):
     assert not [r for r in rows if "error" in r]
     modes = {r["mode"]: r for r in rows if r["config"] == "mnist"}
     assert "xla" not in modes
-    for mode in (*timed, "input pipeline", "fit epoch (compiled)"):
+    for mode in (*timed, "input pipeline", "fit epoch (compiled)", "fit epoch (bf16)"):
         assert mode in modes, mode
         speed = modes[mode]["images_per_s"]
         assert math.isfinite(speed) and speed > 0, (mode, speed)
@@ -34,9 +34,33 @@ def test_quick_mnist_run_gives_a_speed_for_every_mode(tmp_path, capsys):
         assert row["loss_finite"] and row["ms_per_step"] > 0 and row["peak_rss_mib"] > 0
     assert modes["input pipeline"]["images"] == 320
     assert "reference" in bench_train.MODES["mnist"]
-    assert {"mnist: compiled / eager", "mnist: bf16 / compiled", "mnist: compiled / reference"} <= set(result["ratios"])
+    assert {"mnist: compiled / eager", "mnist: bf16 / compiled", "mnist: compiled / reference",
+            "mnist: fit epoch (bf16) / fit epoch (compiled)"} <= set(result["ratios"])
+    assert modes["fit epoch (bf16)"]["precision"] == "bf16"
     out = capsys.readouterr().out
     assert "| config | mode |" in out and "Command: `python" in out and "TensorFlow" in out
+
+
+def test_rounds_take_turns_and_pool_their_times():
+    """--rounds 2 runs the job list twice in the same order, and merge_rounds pools each mode's step
+    times, takes the median epoch and the best peak, and keeps a failure."""
+    args = bench_train.parse_args(["--only", "mnist", "--modes", "compiled,bf16", "--rounds", "2"])
+    order = [(j["kind"], j.get("mode"), j.get("precision")) for j in bench_train.jobs(args)]
+    assert len(order) == 10 and order[:5] == order[5:]
+    assert ("data", None, "bf16") in order
+    step = dict(config="mnist", mode="compiled", batch_size=4, steps=2, peak_rss_mib=10, rss_growth_mib=1)
+    epoch = dict(config="mnist", mode="fit epoch (compiled)", images=40, steps=10)
+    rows = [{**step, "step_times_s": [1.0, 3.0]}, {**epoch, "epoch_s": 8.0},
+            {"config": "machine", "mode": "peak float32", "gflops_per_s": 100.0},
+            {**step, "step_times_s": [2.0, 4.0, 5.0], "peak_rss_mib": 12}, {**epoch, "epoch_s": 2.0},
+            {"config": "machine", "mode": "peak float32", "gflops_per_s": 300.0},
+            {"config": "mnist", "mode": "bf16", "error": "boom"}, {**step, "mode": "bf16", "step_times_s": [1.0]}]
+    merged = {r["mode"]: r for r in bench_train.merge_rounds(rows)}
+    assert merged["compiled"]["steps"] == 5 and merged["compiled"]["ms_per_step"] == 3000.0
+    assert merged["compiled"]["images_per_s"] == 4 / 3.0 and merged["compiled"]["peak_rss_mib"] == 12
+    assert merged["fit epoch (compiled)"]["epoch_s"] == 5.0 and merged["fit epoch (compiled)"]["images_per_s"] == 8.0
+    assert merged["peak float32"]["gflops_per_s"] == 300.0
+    assert merged["bf16"]["error"] == "boom"
 
 
 def test_isolated_reference_case_reports_memory():
