@@ -120,10 +120,12 @@ SIZE_FLAGS = ("crop_size", "load_size")  # N or HxW (config.size_hw)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each flag's default, except where it depends on the data (None: the help says it)."""
+    """Shows each flag's default, except where it depends on the data (None: the help says it) and
+    for on/off switches (off by default)."""
 
     def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
+        no_default = action.default is None or isinstance(action, argparse._StoreTrueAction)
+        return action.help if no_default else super()._get_help_string(action)
 
 
 def training_parser(prog="pix2pix.py", defaults=None):
@@ -251,17 +253,24 @@ def check_sizes(cfg, error):
                   f"each must be a multiple of {step}; try {fits}")
 
 
+def command_parser(name, description, epilog, model_help=MODEL_HELP):
+    """The parser of `pix2pix.py NAME`, with the --model flag that every command on a trained
+    generator takes."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog=f"pix2pix.py {name}", formatter_class=HelpFormatter,
+                                     description=description, epilog=epilog)
+    parser.add_argument("--model", required=True, help=model_help)
+    return parser
+
+
 def predict_parser():
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="pix2pix.py predict", formatter_class=HelpFormatter,
+    parser = command_parser(
+        "predict",
         description="Translate an image or a folder of images with a trained generator; writes PNGs with "
                     "the inputs' names.",
         epilog="Inputs are read with the run's settings (config.json beside the model). "
                "Notes (not errors) flag inputs that will not look like the training inputs: resizing that "
                "changes the aspect ratio; for MNIST models, dark-on-light drawings (MNIST is white on black) "
                "and, for inpainting, inputs without a mid-grey (128) hole.")
-    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--input", required=True, help="an image file or a folder of them")
     parser.add_argument("--output", required=True, help="folder for the translated PNGs (made if missing)")
     parser.add_argument("--mode", choices=("auto", *INFERENCE_MODES), default="auto",
@@ -283,15 +292,13 @@ def predict_parser():
 
 
 def export_parser():
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="pix2pix.py export", formatter_class=HelpFormatter,
+    parser = command_parser(
+        "export",
         description="Save a trained generator for use outside Python's Keras: a TensorFlow SavedModel, a "
                     "TFLite file, or ONNX, with the inference policy (--mode) baked in and a json beside it "
                     "(PATH.json) stating the policy, input and output.",
         epilog="The export takes float32 [n, h, w, c] in [-1, 1] at the training size. ONNX needs tf2onnx and "
                "onnx: pip install -r requirements-export.txt. docs/export.md shows how to run each one.")
-    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="what to write")
     parser.add_argument("--output", help="where (default: beside the model: generator_saved_model/, "
                                          "generator.tflite or generator.onnx); never overwritten")
@@ -303,15 +310,13 @@ def export_parser():
 
 def demo_parser():
     from demo import HOST, INSTALL, PORT  # demo.py loads neither Gradio nor TensorFlow at import
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="pix2pix.py demo", formatter_class=HelpFormatter,
+    parser = command_parser(
+        "demo",
         description="Draw in the browser and watch a trained generator translate: a canvas at the generator's "
                     "size (a hole pen for inpainting, validation inputs to start from, an upload) and its "
                     "output, redrawn after each stroke.",
         epilog=f"Needs Gradio: {INSTALL}. Works offline. The page is served to this machine only unless "
                f"--host says otherwise.")
-    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--host", default=HOST, help="address to serve on; 0.0.0.0 serves every network this "
                                                      "machine is on, and anyone who reaches the port can use it")
     parser.add_argument("--port", type=int, default=PORT, help="port to serve on")
@@ -322,16 +327,15 @@ def demo_parser():
 
 
 def evaluate_parser():
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="pix2pix.py evaluate",
+    parser = command_parser(
+        "evaluate",
         description="Score a generator on held-out test images: for a run on a folder of pairs, your own test "
                     "pairs (--data); for MNIST tasks, MNIST's test digits (or, for edges2fashion, Fashion-MNIST's "
                     "test shoes and bags). Writes scores.json and index.html, a results page with one row per "
                     "test image, worst first.",
         epilog="Test pairs (docs/evaluate.md): L1, PSNR and SSIM per pair, FID and KID on InceptionV3 features "
-               "(ImageNet weights, Keras' download of 88 MB, once; offline they are left out with a note).")
-    parser.add_argument("--model", required=True, help="a generator.keras written by pix2pix.py, or its run folder")
+               "(ImageNet weights, Keras' download of 88 MB, once; offline they are left out with a note).",
+                            model_help="a generator.keras written by pix2pix.py, or its run folder")
     parser.add_argument("--task", choices=TASKS, help="default: the task in the config.json beside the model")
     parser.add_argument("--data", help="a folder of test pairs (A|B files or A/ and B/ folders: its test/ split, "
                                        "else val/, else the pairs in it), or MNIST test digits: mnist.npz or a "
