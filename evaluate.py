@@ -156,7 +156,7 @@ def classifier_cache_path(images, fashion=False, task=None):
     return os.path.join(cache_dir(), f"{kind}_classifier-{len(images)}-{digest}.keras")
 
 
-def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False, task=None):
+def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False, task=None, training_set=None):
     """The judge: the cached classifier trained on classifier_training_set, or one trained now and
     cached (classifier_cache_path; `path` overrides it). fashion=True: the 4-class classifier of
     Fashion-MNIST's shoes and bags (labels 5, 7, 8, 9). With verbose, says what it was trained on.
@@ -164,8 +164,10 @@ def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False, t
     task: instead, the ceiling of that task: the same classifier trained on the task's *inputs*
     made from the training images (fresh holes or noise every epoch, tasks.make_src). How well it
     reads the test inputs is how well the visible pixels alone tell the digit: a generator whose
-    outputs the judge reads as well is as correct as its inputs allow."""
-    images, labels = classifier_training_set(fashion, verbose and task is None)  # says the source once
+    outputs the judge reads as well is as correct as its inputs allow.
+
+    training_set: the (images, labels) of classifier_training_set(fashion), if already loaded."""
+    images, labels = training_set or classifier_training_set(fashion, verbose and task is None)
     path = path or classifier_cache_path(images, fashion, task)
     kind = f"{'fashion' if fashion else 'digit'} classifier" + (f" of {task} inputs (the ceiling)" if task else "")
     if os.path.exists(path):
@@ -395,11 +397,12 @@ def evaluate(model_path, task, data=None, limit=0, json_path=None, out=None):
     images, labels = load_for_task(task, data, split="test")  # never training images
     if limit:
         images, labels = images[:limit], labels[:limit]
-    classifier = load_or_train_classifier(fashion=fashion)
+    training_set = classifier_training_set(fashion)  # loaded once for the judge and the ceiling
+    classifier = load_or_train_classifier(fashion=fashion, training_set=training_set)
     real, src, hole = task_inputs(images, task)
     fake = np.asarray(generator.predict(src, batch_size=256, verbose=0))
     scores = score_outputs(src, fake, real, hole, labels, classifier, task,
-                           ceiling=load_or_train_classifier(fashion=fashion, task=task))
+                           ceiling=load_or_train_classifier(fashion=fashion, task=task, training_set=training_set))
     what = f"square holes of {HOLE_SIZES[0]}-{HOLE_SIZES[1]} pixels" if task == "inpaint" else f"task {task}"
     print(f"Scores on {scores['digits']:,} held-out {'items' if fashion else 'digits'}, {what}:")
     print(format_scores(scores))

@@ -119,10 +119,12 @@ def main(argv=None):
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
-    from evaluate import load_or_train_classifier
+    from evaluate import classifier_training_set, load_or_train_classifier
     from mnist_ds import load_mnist
     images, labels = load_mnist(args.test_data, split="test", other_split_ok=False)
-    test = (images, labels, load_or_train_classifier(), load_or_train_classifier(task="inpaint"))
+    training_set = classifier_training_set()
+    test = (images, labels, load_or_train_classifier(training_set=training_set),
+            load_or_train_classifier(task="inpaint", training_set=training_set))
     if args.table:  # only what has finished
         done = lambda name, seed: os.path.exists(os.path.join(args.out, f"{name}-s{seed}", "minutes.json"))  # noqa: E731
         pairs = {name: [seed for seed in args.seeds if done(name, seed)] for name in names}
