@@ -36,7 +36,7 @@ from config import (
     size_hw,
 )
 
-MODEL_HELP = "the generator, OUT/generator.keras of a training run (or the run folder OUT)"  # predict, export, demo
+MODEL_HELP = "the generator, OUT/generator.keras of a training run (or the run folder OUT)"  # command_parser
 COMMANDS = ("predict", "export", "demo", "evaluate", "ablation")  # besides training, the default
 
 # Help of every training flag. "{mnist}" / "{paper}": the Config.mnist() / Config.paper() default.
@@ -253,12 +253,12 @@ def check_sizes(cfg, error):
                   f"each must be a multiple of {step}; try {fits}")
 
 
-def command_parser(name, description, epilog, model_help=MODEL_HELP):
+def command_parser(name, description, epilog):
     """The parser of `pix2pix.py NAME`, with the --model flag that every command on a trained
     generator takes."""
     parser = argparse.ArgumentParser(allow_abbrev=False, prog=f"pix2pix.py {name}", formatter_class=HelpFormatter,
                                      description=description, epilog=epilog)
-    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     return parser
 
 
@@ -334,8 +334,7 @@ def evaluate_parser():
                     "test shoes and bags). Writes scores.json and index.html, a results page with one row per "
                     "test image, worst first.",
         epilog="Test pairs (docs/evaluate.md): L1, PSNR and SSIM per pair, FID and KID on InceptionV3 features "
-               "(ImageNet weights, Keras' download of 88 MB, once; offline they are left out with a note).",
-                            model_help="a generator.keras written by pix2pix.py, or its run folder")
+               "(ImageNet weights, Keras' download of 88 MB, once; offline they are left out with a note).")
     parser.add_argument("--task", choices=TASKS, help="default: the task in the config.json beside the model")
     parser.add_argument("--data", help="a folder of test pairs (A|B files or A/ and B/ folders: its test/ split, "
                                        "else val/, else the pairs in it), or MNIST test digits: mnist.npz or a "
