@@ -24,7 +24,8 @@ from config import Config, RunFiles  # noqa: E402
 # name: (what it changes, Config.mnist changes). "today" is the default before the search.
 F32 = dict(precision="fp32")  # the search's first variants ran in float32, before "auto" was the default
 VARIANTS = {
-    "today": ("no paste, no averaging (the default before this search)", dict(no_paste=True, ema=0.0, epochs=15, **F32)),
+    "today": ("no paste, no averaging (the default before this search)",
+              dict(no_paste=True, ema=0.0, epochs=15, **F32)),
     "paste": ("known pixels pasted back (nets.unet keep_known)", dict(ema=0.0, epochs=15, **F32)),
     "paste+ema.99": ("paste, EMA of G's weights, decay 0.99", dict(ema=0.99, epochs=15, **F32)),
     "paste+ema.999": ("paste, EMA decay 0.999", dict(ema=0.999, epochs=15, **F32)),
