@@ -88,6 +88,9 @@ RESUME_MUST_MATCH = ("task", "max_epoch_steps", "batch_size", "loss", "l1_weight
                      "hole_min", "hole_max", "direction", "load_size", "crop_size", "no_flip", "precision",
                      "no_paste", "ema")
 
+# What a checkpoint saved before a setting existed ran with, where that is not today's default.
+SAVED_BEFORE_THE_FLAG = {"precision": "fp32"}
+
 
 def resume_point(cfg, files):
     """start_state for the run in `files` (config.RunFiles): (epoch, step, history, the checkpoint
@@ -118,7 +121,8 @@ def start_state(cfg, checkpoint):
     if progress is None:  # killed before its first save: --resume may stand in every command of a job
         print(f"--resume: no checkpoint in {cfg.out} yet; starting the run from the beginning")
         return 0, 0, {}
-    saved = {k: progress["config"].get(k, getattr(Config(), k)) for k in RESUME_MUST_MATCH}
+    default = lambda k: SAVED_BEFORE_THE_FLAG.get(k, getattr(Config(), k))  # noqa: E731
+    saved = {k: progress["config"].get(k, default(k)) for k in RESUME_MUST_MATCH}
     changed = [f"{flag(k)} {saved[k]} -> {getattr(cfg, k)}" for k in RESUME_MUST_MATCH if saved[k] != getattr(cfg, k)]
     if changed:
         raise ValueError(f"--resume needs the settings of the saved run; changed: {', '.join(changed)}")

@@ -104,8 +104,8 @@ TRAINING_HELP = {
     "jit": "compile the training step with XLA (for GPUs; slower on CPU)",
     "precision": "compute precision: fp32; bf16 (Keras' mixed_bfloat16: bfloat16 computation, float32 weights "
                  "and losses); fp16 (mixed_float16 with loss scaling, GPUs only); auto (bf16 where the hardware has "
-                 "it: a CPU with AVX512-BF16 or AMX, GPUs of compute capability 8.0+; else fp32). Default: {mnist} for "
-                 "MNIST tasks, {paper} for image folders. The saved generator computes in float32 (docs/speed.md)",
+                 "it: a CPU with AVX512-BF16 or AMX, GPUs of compute capability 8.0+; else fp32). Default: {mnist}, "
+                 "measured as good as fp32 and faster (docs/speed.md). The saved generator computes in float32",
     "strategy": "tf.distribute: none (one device), mirrored (all GPUs of this machine), multiworker (several "
                 "machines, cluster in $TF_CONFIG: docs/distributed.md). --batch-size is the global batch, "
                 "split across replicas",

@@ -61,7 +61,7 @@ class Config:
     overwrite: bool = False       # start afresh in an `out` that holds another run
     deterministic: bool = False   # bit-identical results for one seed on one machine (slower)
     jit: bool = False             # compile the step with XLA (GPUs; slower on CPU)
-    precision: str = "fp32"       # one of PRECISIONS: fp32, or bf16 / fp16 compute with float32 weights
+    precision: str = "auto"       # one of PRECISIONS; auto: bf16 compute where the hardware has it, else fp32
     strategy: str = "none"        # one of STRATEGIES
     summary: bool = False         # print both nets' summaries before training
     verbose: int = 1              # Keras progress: 0 silent, 1 bar, 2 a line per epoch
@@ -91,7 +91,7 @@ class Config:
         allow, and more real ones, benchmarks/quality_variants.py), and bfloat16 computation where
         the CPU or GPU has it (precision "auto": the same scores, docs/speed.md; else float32)."""
         lesson = dict(task="inpaint", epochs=24, max_epoch_steps=70, batch_size=64, l1_weight=1000.0,
-                      gen_max_filters=256, val_size=500, ema=0.99, precision="auto")
+                      gen_max_filters=256, val_size=500, ema=0.99)
         return cls(**{**lesson, **changes})
 
     def replace(self, **changes):
