@@ -5,6 +5,7 @@ decide where a run starts: at zero, or, for --resume, where its checkpoint says,
 checkpoint saved with other settings. `claim_out_folder` keeps two runs out of one folder.
 """
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -121,8 +122,8 @@ def start_state(cfg, checkpoint):
     if progress is None:  # killed before its first save: --resume may stand in every command of a job
         print(f"--resume: no checkpoint in {cfg.out} yet; starting the run from the beginning")
         return 0, 0, {}
-    default = lambda k: SAVED_BEFORE_THE_FLAG.get(k, getattr(Config(), k))  # noqa: E731
-    saved = {k: progress["config"].get(k, default(k)) for k in RESUME_MUST_MATCH}
+    defaults = {**dataclasses.asdict(Config()), **SAVED_BEFORE_THE_FLAG}  # for keys older checkpoints lack
+    saved = {k: progress["config"].get(k, defaults[k]) for k in RESUME_MUST_MATCH}
     changed = [f"{flag(k)} {saved[k]} -> {getattr(cfg, k)}" for k in RESUME_MUST_MATCH if saved[k] != getattr(cfg, k)]
     if changed:
         raise ValueError(f"--resume needs the settings of the saved run; changed: {', '.join(changed)}")

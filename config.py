@@ -5,6 +5,8 @@ Which defaults?  `Config()`, `Pix2Pix()` and the builders `unet()` / `patch_disc
 the paper's settings (lambda 100, batch 1, U-Net filters capped at 512). `Config.paper()` says so
 by name; `Config.mnist()` is the lesson's preset, measured on MNIST (docs/results.md), which
 `python pix2pix.py` uses for every MNIST task. Only the command line looks at --data to pick one.
+Every preset computes in bfloat16 where the hardware has it (precision "auto"; "fp32" is the
+paper's arithmetic), measured to give the same scores faster (docs/speed.md).
 
 Pure Python: importing this module does not import TensorFlow (so `--help` answers at once).
 """
@@ -88,8 +90,8 @@ class Config:
         64 (faster, same results), lambda 1000 (best of 10-1000), filters capped at 256 (1.4x
         faster, same results), 500 validation digits, and the saved generator an exponential
         moving average of G's weights (decay 0.99: closer to the best digits the visible pixels
-        allow, and more real ones, benchmarks/quality_variants.py), and bfloat16 computation where
-        the CPU or GPU has it (precision "auto": the same scores, docs/speed.md; else float32)."""
+        allow, and more real ones, benchmarks/quality_variants.py). Like every Config it computes in
+        bfloat16 where the CPU or GPU has it (precision "auto": the same scores, docs/speed.md)."""
         lesson = dict(task="inpaint", epochs=24, max_epoch_steps=70, batch_size=64, l1_weight=1000.0,
                       gen_max_filters=256, val_size=500, ema=0.99)
         return cls(**{**lesson, **changes})
