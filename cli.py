@@ -22,6 +22,7 @@ import sys
 from config import (
     DIRECTIONS,
     EXPORT_FORMATS,
+    IMAGE_SUFFIXES,
     INFERENCE_MODES,
     LOSSES,
     PHOTO_TASKS,
@@ -33,6 +34,7 @@ from config import (
     Config,
     RunFiles,
     flag,
+    is_pair_folder,
     size_hw,
 )
 
@@ -182,7 +184,6 @@ def choose_preset(data, task=None):
     """Config.paper for a folder of images (pairs, or with a task single photos), Config.mnist for
     anything else (the MNIST sources); ValueError / FileNotFoundError for a --data that cannot be
     either, or a task that the data cannot make."""
-    from folder_ds import IMAGE_SUFFIXES, is_pair_folder
     if data and not os.path.exists(data):
         raise FileNotFoundError(f"--data {data} does not exist")
     if data and data.lower().endswith(IMAGE_SUFFIXES):
@@ -230,7 +231,6 @@ def check_config(cfg, error):
 
 def is_photo_run(cfg):
     """True if `cfg` trains on a folder of single photos: a task, and --data a folder of images."""
-    from folder_ds import is_pair_folder
     return cfg.task is not None and is_pair_folder(cfg.data)
 
 
@@ -471,7 +471,6 @@ def evaluate_task(args, error):
     """What `evaluate` scores: the MNIST task (--task, else the run's), or None for a --data folder
     of test pairs. Sets args.model to the generator of a run folder; error(message) for a missing
     model, --task with a folder of pairs, or a folder-trained model without one."""
-    from folder_ds import is_pair_folder
     args.model = RunFiles(args.model).generator if os.path.isdir(args.model) else args.model
     if not os.path.isfile(args.model):
         error(f"--model {args.model} does not exist")

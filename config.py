@@ -26,6 +26,7 @@ SIZES = ("keep", "train")  # predict --size: the input's own size, or resized to
 WHOLE_IMAGE_PIXELS = 2048 * 2048  # predict translates larger images only in tiles (--tile): memory
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")  # python pix2pix.py export --format
 HOLE_SIZES = (10, 15)  # inpainting: smallest and largest side of the square hole, pixels
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # the image files that folders of pairs or photos hold
 
 
 @dataclass
@@ -99,6 +100,13 @@ class Config:
     def replace(self, **changes):
         """A copy with some settings changed."""
         return dataclasses.replace(self, **changes)
+
+
+def is_pair_folder(path):
+    """True if `path` is a folder of images (pairs, or photos for a task), not MNIST's idx files.
+    Here rather than in folder_ds.py so that the command line can choose a preset, and refuse bad
+    flags, before TensorFlow loads."""
+    return bool(path) and os.path.isdir(path) and not any("idx" in n and "ubyte" in n for n in os.listdir(path))
 
 
 def size_hw(size):

@@ -32,10 +32,9 @@ import numpy as np
 import tensorflow as tf
 
 from batch_stream import epoch_batches_ds, epoch_steps, fold_seed
-from config import HOLE_SIZES, PHOTO_TASKS, load_hw, size_hw
+from config import HOLE_SIZES, IMAGE_SUFFIXES, PHOTO_TASKS, load_hw, size_hw
 from tasks import make_src, src_channels
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("train", "val", "test")
 LOAD_SIZE, CROP_SIZE = 286, 256  # the paper: resize to 286 x 286, random crop to 256 x 256
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # PIL modes read as 1 channel
@@ -59,11 +58,6 @@ def image_files(folder):
                    if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")
                    and os.path.isfile(os.path.join(folder, n)))
     return [os.path.join(folder, n) for n in names]
-
-
-def is_pair_folder(path):
-    """True if `path` is a folder meant for find_pairs: not a folder of MNIST idx files."""
-    return bool(path) and os.path.isdir(path) and not any("idx" in n and "ubyte" in n for n in os.listdir(path))
 
 
 def has_split(root, split):

@@ -41,8 +41,8 @@ from callbacks import (
     handling_signals,
 )
 from checkpoint import claim_out_folder, restore_checkpoint, resume_point
-from config import LOSSES, RunFiles, size_hw
-from folder_ds import get_folder_ds, is_pair_folder
+from config import LOSSES, RunFiles, is_pair_folder, size_hw
+from folder_ds import get_folder_ds
 from mnist_ds import IMG_SHAPE, get_ds, load_for_task
 from nets import patch_discriminator, unet
 from utils import check_images, set_seed, write_json

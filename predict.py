@@ -26,8 +26,8 @@ import os
 import keras
 import numpy as np
 
-from config import INFERENCE_MODES, PHOTO_TASKS, TASKS, WHOLE_IMAGE_PIXELS, RunFiles
-from folder_ds import IMAGE_SUFFIXES, image_files, image_info, is_pair_folder, prepare, read_image
+from config import IMAGE_SUFFIXES, INFERENCE_MODES, PHOTO_TASKS, TASKS, WHOLE_IMAGE_PIXELS, RunFiles, is_pair_folder
+from folder_ds import image_files, image_info, prepare, read_image
 from utils import check_images, load_generator
 from visual import save_image, to_uint8
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 import cli
-import folder_ds
-from conftest import RUN_FILES, run_cli
+import config
+from conftest import RUN_FILES, run_cli, run_here
 from folder_ds import augment, check_pairs, find_pairs, get_folder_ds, pairs_ds, write_pairs
 
 SMALL_NETS = ["--crop-size", "32", "--load-size", "36", "--gen-filters", "8", "--disc-filters", "8",
@@ -173,11 +173,11 @@ def test_grayscale_mixed_with_colour_is_read_as_colour(tmp_path, capsys):
 
 def test_cli_errors_for_a_bad_folder_and_for_task_with_a_folder(tmp_path):
     folder, named = make_bad("odd_width", tmp_path / "bad")
-    result = run_cli(["--data", folder, "--out", str(tmp_path / "out"), *SMALL_NETS])
-    assert result.returncode == 1 and named in result.stderr
+    code, message = run_here(["--data", folder, "--out", str(tmp_path / "out"), *SMALL_NETS])
+    assert code == 1 and named in message
     assert not (tmp_path / "out").exists()  # nothing written
-    result = run_cli(["--data", folder, "--task", "edges2digit", "--out", str(tmp_path / "out")])
-    assert result.returncode == 2 and "the tasks are inpaint, colorize, edges, denoise, superres" in result.stderr
+    code, message = run_here(["--data", folder, "--task", "edges2digit", "--out", str(tmp_path / "out")])
+    assert code == 2 and "the tasks are inpaint, colorize, edges, denoise, superres" in message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,23 +250,23 @@ def test_predict_refuses_bad_requests(trained, tmp_path):
     model = str(trained / "run" / "generator.keras")
     inputs = trained / "data" / "val"
     before = {n: (inputs / n).read_bytes() for n in os.listdir(inputs)}
-    result = run_cli(["predict", "--model", model, "--input", str(inputs), "--output", str(inputs)])
-    assert result.returncode == 1 and "would overwrite the input" in result.stderr
+    code, message = run_here(["predict", "--model", model, "--input", str(inputs), "--output", str(inputs)])
+    assert code == 1 and "would overwrite the input" in message
     assert {n: (inputs / n).read_bytes() for n in os.listdir(inputs)} == before  # inputs untouched
     Image.fromarray(np.zeros((32, 63, 3), np.uint8)).save(tmp_path / "odd.png")
-    result = run_cli(["predict", "--model", model, "--input", str(tmp_path / "odd.png"), "--pairs",
-                  "--output", str(tmp_path / "o")])
-    assert result.returncode == 1 and "odd.png" in result.stderr and "even width" in result.stderr
-    result = run_cli(["predict", "--model", str(tmp_path / "none.keras"), "--input", str(tmp_path / "odd.png"),
-                  "--output", str(tmp_path / "o")])
-    assert result.returncode == 1 and "none.keras does not exist" in result.stderr
+    code, message = run_here(["predict", "--model", model, "--input", str(tmp_path / "odd.png"), "--pairs",
+                              "--output", str(tmp_path / "o")])
+    assert code == 1 and "odd.png" in message and "even width" in message
+    code, message = run_here(["predict", "--model", str(tmp_path / "none.keras"), "--input", str(tmp_path / "odd.png"),
+                              "--output", str(tmp_path / "o")])
+    assert code == 1 and "none.keras does not exist" in message
     mixed = tmp_path / "mixed"  # 20 good images and a broken one: checked before anything is written
     mixed.mkdir()
     for i, image in enumerate(photo_crops(20)):
         Image.fromarray(image).save(mixed / f"{i:02d}.png")
     (mixed / "zz.png").write_text("not a PNG")
-    result = run_cli(["predict", "--model", model, "--input", str(mixed), "--output", str(tmp_path / "o3")])
-    assert result.returncode == 1 and "zz.png: not a readable image" in result.stderr
+    code, message = run_here(["predict", "--model", model, "--input", str(mixed), "--output", str(tmp_path / "o3")])
+    assert code == 1 and "zz.png: not a readable image" in message
     assert not (tmp_path / "o3").exists()
 
 
@@ -293,4 +293,4 @@ def test_write_pairs_layouts_read_back(tmp_path):
     np.testing.assert_array_equal(both[:, 48:], b[1])
     with pytest.raises(ValueError, match="layout"):
         write_pairs(a, b, tmp_path / "x", layout="stacked")
-    assert folder_ds.is_pair_folder(str(tmp_path / "s")) and not folder_ds.is_pair_folder(str(tmp_path / "none"))
+    assert config.is_pair_folder(str(tmp_path / "s")) and not config.is_pair_folder(str(tmp_path / "none"))

@@ -16,7 +16,7 @@ import tensorflow as tf
 import utils
 from callbacks import Checkpoint, StopOnNonFinite
 from checkpoint import read_progress
-from conftest import ENV, ROOT, TINY_NETS, program, run_cli, run_python
+from conftest import ENV, ROOT, TINY_NETS, program, run_cli, run_here, run_python
 from nets import patch_discriminator, unet
 from pix2pix import Pix2Pix
 from predict import translate
@@ -81,7 +81,7 @@ def test_kill_right_after_a_save_then_resume_matches_uninterrupted(
 
 
 @pytest.mark.parametrize("delay", [1.2])  # benchmarks/fault_campaign.py kills at 20 moments
-def test_sigkill_at_any_moment_then_resume_finishes(mnist_npz, tmp_path, delay):
+def test_sigkill_at_any_moment_then_resume_finishes(mnist_npz, tmp_path, delay, capsys):
     out = tmp_path / "out"
     command = [sys.executable, os.path.join(ROOT, "pix2pix.py"), *args(out, "--epochs", "3", "--save-every", "2",
                                                                        data=mnist_npz)]
@@ -102,20 +102,20 @@ def test_sigkill_at_any_moment_then_resume_finishes(mnist_npz, tmp_path, delay):
     keras.models.load_model(out / "generator.keras", compile=False)
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
     assert not [p for p in out.rglob(".*")], "temporary files left behind"
-    again = run_cli(args(out, "--epochs", "3", "--save-every", "2", "--resume", data=mnist_npz))
-    assert again.returncode == 0 and "already finished its 3 epochs" in again.stdout
+    code, _ = run_here(args(out, "--epochs", "3", "--save-every", "2", "--resume", data=mnist_npz))
+    assert code == 0 and "already finished its 3 epochs" in capsys.readouterr().out
 
 
-def test_resume_refusals(uninterrupted, mnist_npz, tmp_path):
-    nothing = run_cli(args(tmp_path / "empty", "--resume", "--epochs", "1", data=mnist_npz))  # no save yet
-    assert nothing.returncode == 0 and "--resume: no checkpoint in" in nothing.stdout, nothing.stderr
-    assert "starting the run from the beginning" in nothing.stdout
+def test_resume_refusals(uninterrupted, mnist_npz, tmp_path, capsys):
+    code, _ = run_here(args(tmp_path / "empty", "--resume", "--epochs", "1", data=mnist_npz))  # no save yet
+    printed = capsys.readouterr().out
+    assert code == 0 and "--resume: no checkpoint in" in printed and "starting the run from the beginning" in printed
     assert read_progress(str(tmp_path / "empty" / "pix2pix.weights.h5"))["epoch"] == 1
     before = digest(uninterrupted)
-    fresh = run_cli(args(uninterrupted, "--epochs", "3", data=mnist_npz))
-    assert fresh.returncode == 1 and "holds another run's checkpoint" in fresh.stderr
-    changed = run_cli(args(uninterrupted, "--epochs", "3", "--resume", "--lambda", "5", data=mnist_npz))
-    assert changed.returncode == 1 and "--lambda 1000.0 -> 5.0" in changed.stderr
+    code, message = run_here(args(uninterrupted, "--epochs", "3", data=mnist_npz))
+    assert code == 1 and "holds another run's checkpoint" in message
+    code, message = run_here(args(uninterrupted, "--epochs", "3", "--resume", "--lambda", "5", data=mnist_npz))
+    assert code == 1 and "--lambda 1000.0 -> 5.0" in message
     assert digest(uninterrupted) == before  # nothing was overwritten
 
 
@@ -223,24 +223,24 @@ def test_paper_mode_uses_batch_statistics_and_dropout_but_keeps_moving_statistic
 def test_bad_data_gives_message_and_writes_nothing(tmp_path, make_bad, message, code):
     data = make_bad(tmp_path)
     out = tmp_path / "out"
-    result = run_cli(args(out, "--epochs", "1", data=data))
-    assert result.returncode == code and "pix2pix.py: error:" in result.stderr
-    assert __import__("re").search(message, result.stderr), result.stderr
+    exit_code, printed = run_here(args(out, "--epochs", "1", data=data))
+    assert exit_code == code and "pix2pix.py: error:" in printed
+    assert __import__("re").search(message, printed), printed
     assert not out.exists()
 
 
 def test_batch_larger_than_data_and_unwritable_out(mnist_npz, tmp_path):
-    too_big = run_cli(args(tmp_path / "out", "--batch-size", "500", data=mnist_npz))
-    assert too_big.returncode == 1 and "batch size 500 is larger than the 256 training images" in too_big.stderr
+    code, message = run_here(args(tmp_path / "out", "--batch-size", "500", data=mnist_npz))
+    assert code == 1 and "batch size 500 is larger than the 256 training images" in message
     (tmp_path / "file").write_text("mine")
-    unwritable = run_cli(args(tmp_path / "file" / "sub", data=mnist_npz))
-    assert unwritable.returncode == 1 and "cannot write into --out" in unwritable.stderr
+    code, message = run_here(args(tmp_path / "file" / "sub", data=mnist_npz))
+    assert code == 1 and "cannot write into --out" in message
     assert (tmp_path / "file").read_text() == "mine"
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_loses_nothing(mnist_npz, tmp_path):
     out = tmp_path / "out"
-    assert run_cli(args(out, "--epochs", "1", data=mnist_npz)).returncode == 0
+    assert run_here(args(out, "--epochs", "1", data=mnist_npz))[0] == 0
     kept = {name: digest(out)[name] for name in ("generator.keras", "pix2pix.weights.h5", "samples/epoch_001.png")}
     limit = os.path.getsize(out / "generator.keras") // 2  # small files fit, the generator does not
     full = run_python([program("full_disk.py"), str(limit), *args(out, "--epochs", "2", "--resume", data=mnist_npz)])
@@ -251,8 +251,8 @@ def test_a_full_disk_stops_the_run_in_one_line_and_loses_nothing(mnist_npz, tmp_
     assert not [p for p in out.rglob(".*")], "partial files left behind"
     keras.models.load_model(out / "generator.keras", compile=False)
     assert read_progress(str(out / "pix2pix.weights.h5"))["epoch"] == 1
-    again = run_cli(args(out, "--epochs", "2", "--resume", data=mnist_npz))  # space again: it carries on
-    assert again.returncode == 0 and read_progress(str(out / "pix2pix.weights.h5"))["epoch"] == 2
+    assert run_here(args(out, "--epochs", "2", "--resume", data=mnist_npz))[0] == 0  # space again: it carries on
+    assert read_progress(str(out / "pix2pix.weights.h5"))["epoch"] == 2
 
 
 def test_atomic_path_turns_a_full_disk_into_one_line_and_keeps_the_old_file(tmp_path):
@@ -299,13 +299,12 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(mnist_npz, tmp_path
     assert resumed.returncode == 0, resumed.stderr
     assert "is not a readable pix2pix checkpoint" in resumed.stdout and "resuming from the previous" in resumed.stdout
     assert_same_weights(checkpoint, uninterrupted / "pix2pix.weights.h5")
-    fresh = run_cli(args(tmp_path / "other", "--epochs", "1", data=mnist_npz))  # no fallback without --resume
-    (tmp_path / "other" / "pix2pix.weights.h5").write_bytes(b"")
-    refused = run_cli(args(tmp_path / "other", "--epochs", "2", data=mnist_npz))
-    assert fresh.returncode == 0 and refused.returncode == 1 and "not a readable" in refused.stderr
+    checkpoint.write_bytes(b"")  # no fallback without --resume
+    code, message = run_here(args(out, "--epochs", "2", "--save-every", "3", data=mnist_npz))
+    assert code == 1 and "not a readable" in message
 
 
-def test_two_runs_in_one_folder_the_second_is_refused_and_a_stale_lock_is_taken_over(mnist_npz, tmp_path):
+def test_two_runs_in_one_folder_the_second_is_refused_and_a_stale_lock_is_taken_over(mnist_npz, tmp_path, capsys):
     import json
     out = tmp_path / "out"
     out.mkdir()
@@ -313,14 +312,14 @@ def test_two_runs_in_one_folder_the_second_is_refused_and_a_stale_lock_is_taken_
     try:
         (out / "pix2pix.lock").write_text(json.dumps({"pid": sleeper.pid, "host": __import__("socket").gethostname(),
                                                        "started": "2026-12-02T10:00:00"}))
-        second = run_cli(args(out, "--epochs", "1", data=mnist_npz))
-        assert second.returncode == 1 and f"in use by another run: process {sleeper.pid}" in second.stderr
-        assert "started 2026-12-02T10:00:00" in second.stderr
+        code, message = run_here(args(out, "--epochs", "1", data=mnist_npz))
+        assert code == 1 and f"in use by another run: process {sleeper.pid}" in message
+        assert "started 2026-12-02T10:00:00" in message
     finally:
         sleeper.kill()
         sleeper.wait()
-    stale = run_cli(args(out, "--epochs", "1", data=mnist_npz))  # its process is gone now
-    assert stale.returncode == 0 and "taking over" in stale.stdout and not (out / "pix2pix.lock").exists()
+    code, _ = run_here(args(out, "--epochs", "1", data=mnist_npz))  # its process is gone now
+    assert code == 0 and "taking over" in capsys.readouterr().out and not (out / "pix2pix.lock").exists()
 
 
 def test_a_full_disk_in_each_writer_leaves_the_earlier_file_whole(tmp_path):

@@ -95,6 +95,17 @@ def test_help_answers_without_importing_tensorflow(command):
     assert "argparse" in imported and not imported & {"tensorflow", "keras", "numpy"}
 
 
+@pytest.mark.parametrize("flags", [["--hole-max", "40"], ["--data", "no_such_folder"], ["--task", "colorize"],
+                                   ["evaluate", "--model", "docs", "--data", "docs"]])
+def test_bad_flags_are_refused_without_importing_tensorflow(flags):
+    """A usage error answers in a fraction of a second: the preset (which looks at --data) and the
+    checks run before TensorFlow loads."""
+    result = run_python(["-X", "importtime", os.path.join(ROOT, "pix2pix.py"), *flags])
+    assert result.returncode == 2 and "error:" in result.stderr.splitlines()[-1]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "argparse" in imported and not imported & {"tensorflow", "keras", "numpy"}
+
+
 def test_run_file_names_are_written_only_in_config():
     names = set(vars(config.RunFiles("")).values()) - {""}
     assert "pix2pix.weights.h5" in names and "generator.keras" in names
