@@ -77,10 +77,11 @@ TRAINING_HELP = {
     "val_size": "images held out for validation and sample grids (default: {mnist} for MNIST tasks; for image "
                 "folders at most {paper}, from val/ or test/)",
     "limit": "train on only the first N images or pairs (0: all); quick tries",
-    "gen_filters": "filters of the U-Net's first layer (doubles per level)",
+    "gen_filters": "filters of the U-Net's first layer, doubled per level (default: {paper} for image folders, "
+                   "the paper's; {mnist} for MNIST tasks, where the narrower net's faster epochs buy more of "
+                   "them: better digits in the same minutes, docs/results.md)",
     "gen_max_filters": "cap on the U-Net's filters (default: {paper} for image folders at 256 px, the "
-                       "paper's, twice the crop side for smaller crops; {mnist} for MNIST tasks, 1.4x faster "
-                       "there with the same results)",
+                       "paper's, twice the crop side for smaller crops; {mnist} for MNIST tasks)",
     "disc_filters": "filters of the PatchGAN's first layer",
     "disc_layers": "stride-2 layers of the PatchGAN (0: by image size, 2 for 28x28 = 34x34 patches, 3 for "
                    "256x256 = the paper's 70x70)",
@@ -116,7 +117,7 @@ TRAINING_HELP = {
 }
 # --task is checked by choose_preset, which knows whether it is an MNIST or a photo task
 CHOICES = {"loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS}
-BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_max_filters",
+BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_filters", "gen_max_filters",
            "hole_min", "hole_max", "ema", "precision")
 SIZE_FLAGS = ("crop_size", "load_size")  # N or HxW (config.size_hw)
 
