@@ -137,3 +137,17 @@ def test_report_and_ratios_from_rows():
     report = bench_train.format_report(rows, info, "python benchmarks/bench_train.py", {"steps": 3})
     assert "paper 256x256x3 | reference | 1 | 3 | 160.0" in report
     assert "failed: boom" in report and "compiled / reference: 0.80x" in report
+
+
+def test_quality_variants_times_epochs_of_each_variant_in_turn(mnist_npz, tmp_path, monkeypatch):
+    """--time-epochs: every variant's epochs after the first (which traces the step) are timed, the
+    variants taking turns; the run folders hold the short runs, not the real ones."""
+    import quality_variants
+    tiny = dict(data=mnist_npz, gen_filters=4, gen_max_filters=8, disc_filters=4, limit=64, batch_size=32,
+                val_size=16)
+    monkeypatch.setattr(quality_variants, "VARIANTS", {"a": ("tiny", tiny),
+                                                       "b": ("tiny, ema off", {**tiny, "ema": 0.0})})
+    medians = quality_variants.time_epochs(["a", "b"], 1, str(tmp_path), rounds=1)
+    assert set(medians) == {"a", "b"} and all(0 < s < 60 for s in medians.values())
+    history = json.loads((tmp_path / "timing" / "b" / "history.json").read_text())
+    assert len(history["g_l1_loss"]) == 2  # the traced epoch and the timed one
