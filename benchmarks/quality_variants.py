@@ -25,6 +25,7 @@ from config import Config, RunFiles  # noqa: E402
 # name: (what it changes, Config.mnist changes). "today" is the default before the search.
 F32 = dict(precision="fp32")  # the search's first variants ran in float32, before "auto" was the default
 WIDE24 = dict(gen_filters=64, gen_max_filters=256, epochs=24)  # the preset of 12-02: the wider U-Net, 24 epochs
+NARROW = dict(gen_filters=32, gen_max_filters=128)  # the U-Net half as wide (the preset's since 12-03)
 VARIANTS = {
     "today": ("no paste, no averaging (the default before this search)",
               dict(no_paste=True, ema=0.0, epochs=15, **F32)),
@@ -48,9 +49,9 @@ VARIANTS = {
     "wide24": ("the preset of 12-02: paste, EMA 0.99, U-Net 64-256 filters, 24 epochs, precision auto", WIDE24),
     "default+g32e44": ("the 12-02 preset with a U-Net half as wide (32 to 128 filters), whose 1.65x faster "
                        "epochs buy 44 epochs in 1.1x the time (the preset since 12-03)",
-                       dict(gen_filters=32, gen_max_filters=128, epochs=44)),
+                       dict(**NARROW, epochs=44)),
     "default+g32e40": ("the 12-02 preset with the U-Net half as wide for 40 epochs: the 12-02 preset's time, "
-                       "by --time-epochs (1.65x faster epochs)", dict(gen_filters=32, gen_max_filters=128, epochs=40)),
+                       "by --time-epochs (1.65x faster epochs)", dict(**NARROW, epochs=40)),
 }
 SCORES = [("acc_generated", "accuracy", "{:.2%}"), ("acc_ceiling", "ceiling", "{:.2%}"),
           ("frechet_generated", "Fréchet", "{:.3f}"), ("l1_hole", "L1 hole", "{:.4f}"),
@@ -104,6 +105,10 @@ def time_epochs(names, epochs, root, rounds=2):
     import pix2pix
 
     class EpochClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
         def on_epoch_begin(self, epoch, logs=None):
             self.start = time.perf_counter()
 
@@ -114,7 +119,6 @@ def time_epochs(names, epochs, root, rounds=2):
     for _ in range(rounds):
         for name in names:
             clock = EpochClock()
-            clock.seconds = []
             out = os.path.join(root, "timing", name)
             shutil.rmtree(out, ignore_errors=True)
             pix2pix.train(Config.mnist(**{**VARIANTS[name][1], "epochs": 1 + epochs}, verbose=0, out=out),

@@ -87,11 +87,18 @@ def test_pix2pix_reads_the_command_line_before_its_own_imports():
     assert imported_modules(ast.Module(body=body[main[0]].body, type_ignores=[])) == {"cli"}
 
 
+def run_pix2pix_timing_imports(args):
+    """Run `python -X importtime pix2pix.py ARGS`; returns the CompletedProcess and the set of
+    top-level packages it imported (from importtime's lines on stderr)."""
+    result = run_python(["-X", "importtime", os.path.join(ROOT, "pix2pix.py"), *args])
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    return result, imported
+
+
 @pytest.mark.parametrize("command", [[], ["predict"], ["export"], ["demo"], ["evaluate"], ["ablation"]])
 def test_help_answers_without_importing_tensorflow(command):
-    result = run_python(["-X", "importtime", os.path.join(ROOT, "pix2pix.py"), *command, "--help"])
+    result, imported = run_pix2pix_timing_imports([*command, "--help"])
     assert result.returncode == 0 and "usage: pix2pix.py" in result.stdout
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
     assert "argparse" in imported and not imported & {"tensorflow", "keras", "numpy"}
 
 
@@ -100,9 +107,8 @@ def test_help_answers_without_importing_tensorflow(command):
 def test_bad_flags_are_refused_without_importing_tensorflow(flags):
     """A usage error answers in a fraction of a second: the preset (which looks at --data) and the
     checks run before TensorFlow loads."""
-    result = run_python(["-X", "importtime", os.path.join(ROOT, "pix2pix.py"), *flags])
+    result, imported = run_pix2pix_timing_imports(flags)
     assert result.returncode == 2 and "error:" in result.stderr.splitlines()[-1]
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
     assert "argparse" in imported and not imported & {"tensorflow", "keras", "numpy"}
 
 
