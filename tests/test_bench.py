@@ -151,3 +151,13 @@ def test_quality_variants_times_epochs_of_each_variant_in_turn(mnist_npz, tmp_pa
     assert set(medians) == {"a", "b"} and all(0 < s < 60 for s in medians.values())
     history = json.loads((tmp_path / "timing" / "b" / "history.json").read_text())
     assert len(history["g_l1_loss"]) == 2  # the traced epoch and the timed one
+
+
+def test_quality_variants_name_their_nets_so_a_new_preset_leaves_them_as_measured():
+    """Every variant but "default" fixes both nets' widths: a row measured on 12-02 must train the
+    same nets after Config.mnist() changes (the "today" row once trained the later, narrower U-Net)."""
+    import quality_variants
+    for name, (_, changes) in quality_variants.VARIANTS.items():
+        if name != "default":
+            assert {"gen_filters", "gen_max_filters", "disc_filters"} <= set(changes), name
+    assert quality_variants.VARIANTS["today"][1]["gen_filters"] == 64
