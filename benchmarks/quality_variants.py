@@ -68,20 +68,12 @@ def train_and_score(name, seed, root, test):
     """Train (or resume, or skip) variant `name` with `seed`; returns its scores with "minutes"."""
     import keras
 
-    import pix2pix
     from evaluate import score_generator
     changes = VARIANTS[name][1]
     cfg = Config.mnist(**changes, seed=seed, verbose=2,
                        out=os.path.join(root, f"{name}-s{seed}"))
     files = RunFiles(cfg.out)
-    timing = os.path.join(cfg.out, "minutes.json")
-    if not os.path.exists(timing):
-        start = time.time()
-        pix2pix.train(cfg.replace(resume=os.path.exists(files.checkpoint)))
-        with open(timing, "w") as f:
-            json.dump({"minutes": (time.time() - start) / 60}, f)
-    with open(timing) as f:
-        minutes = json.load(f)["minutes"]
+    minutes = train_timed(cfg)
     saved = os.path.join(cfg.out, "variant_scores.json")  # scored once; delete it to score again
     if os.path.exists(saved):
         with open(saved) as f:
@@ -96,6 +88,26 @@ def train_and_score(name, seed, root, test):
     print(f"{name} seed {seed}: " + ", ".join(f"{h} {fmt.format(scores[k])}" for k, h, fmt in SCORES)
           + f", {minutes:.1f} min", flush=True)
     return {**scores, "minutes": minutes}
+
+
+def train_timed(cfg):
+    """Train the run `cfg` describes to its end with pix2pix.train (resumed if it was interrupted,
+    skipped if it had finished); returns its training minutes, kept in minutes.json in cfg.out."""
+    import pix2pix
+    timing = os.path.join(cfg.out, "minutes.json")
+    if not os.path.exists(timing):
+        start = time.time()
+        pix2pix.train(cfg.replace(resume=os.path.exists(RunFiles(cfg.out).checkpoint)))
+        with open(timing, "w") as f:
+            json.dump({"minutes": (time.time() - start) / 60}, f)
+    with open(timing) as f:
+        return json.load(f)["minutes"]
+
+
+def spread(values, fmt):
+    """A table cell: the mean of `values` formatted with `fmt`, and (min-max) if there are several."""
+    mean = fmt.format(sum(values) / len(values))
+    return mean if len(values) == 1 else f"{mean} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 def time_epochs(names, epochs, root, rounds=2):
@@ -149,11 +161,7 @@ def table(results):
     lines = ["| variant | seeds | " + " | ".join(h for _, h, _ in SCORES) + " | minutes |",
              "| --- | ---: |" + " ---: |" * (len(SCORES) + 1)]
     for name, runs in results.items():
-        cells = []
-        for key, _, fmt in [*SCORES, ("minutes", "", "{:.1f}")]:
-            values = [r[key] for r in runs]
-            mean = fmt.format(sum(values) / len(values))
-            cells.append(mean if len(values) == 1 else f"{mean} ({fmt.format(min(values))}-{fmt.format(max(values))})")
+        cells = [spread([r[key] for r in runs], fmt) for key, _, fmt in [*SCORES, ("minutes", "", "{:.1f}")]]
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}: {VARIANTS[n][0]}" for n in results) + "\n"
 

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import bench_train  # noqa: E402
@@ -161,3 +162,29 @@ def test_quality_variants_name_their_nets_so_a_new_preset_leaves_them_as_measure
         if name != "default":
             assert {"gen_filters", "gen_max_filters", "disc_filters"} <= set(changes), name
     assert quality_variants.VARIANTS["today"][1]["gen_filters"] == 64
+
+
+def test_task_scores_trains_each_task_once_and_writes_table_and_picture(mnist_npz, tmp_path, monkeypatch):
+    """benchmarks/task_scores.py: one run per (task, settings, seed), scored by evaluate (its
+    scores.json beside the run), a table row each, and the picture of every digit task; run again,
+    nothing trains anew."""
+    import task_scores
+
+    import evaluate
+    classifier = evaluate.digit_classifier()  # untrained: the plumbing is under test, not the judge
+    monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda *args, **kwargs: classifier)
+    monkeypatch.setitem(task_scores.SETTINGS, "tiny", dict(data=mnist_npz, gen_filters=4, gen_max_filters=8,
+                                                           disc_filters=4, limit=64, batch_size=32, val_size=16))
+    args = ["--tasks", "denoise,superres", "--settings", "tiny", "--epochs", "1", "--test-data", mnist_npz,
+            "--out", str(tmp_path)]
+    task_scores.main(args)
+    rows = (tmp_path / "tasks.md").read_text().splitlines()[2:]
+    assert [row.split("|")[1].strip() for row in rows] == ["denoise", "superres"]
+    assert json.loads((tmp_path / "superres-tiny-s0" / "scores.json").read_text())["digits"] == 100
+    picture = Image.open(tmp_path / "tasks.png")
+    assert picture.width == 5 * (28 * 3 + 4) + 4  # 5 columns: noisy, generated, 7x7, generated, real
+    weights = (tmp_path / "denoise-tiny-s0" / "pix2pix.weights.h5").stat().st_mtime_ns
+    task_scores.main(args)
+    assert (tmp_path / "denoise-tiny-s0" / "pix2pix.weights.h5").stat().st_mtime_ns == weights
+    with pytest.raises(SystemExit):
+        task_scores.main(["--tasks", "colorize"])
