@@ -82,7 +82,9 @@ TRAINING_HELP = {
                    "them: better digits in the same minutes, docs/results.md)",
     "gen_max_filters": "cap on the U-Net's filters (default: {paper} for image folders at 256 px, the "
                        "paper's, twice the crop side for smaller crops; {mnist} for MNIST tasks)",
-    "disc_filters": "filters of the PatchGAN's first layer",
+    "disc_filters": "filters of the PatchGAN's first layer, doubled per stride-2 layer (default: {paper} for "
+                    "image folders, the paper's; {mnist} for MNIST tasks, where the paper's width holds most of the "
+                    "step's arithmetic and half of it scores the same, docs/results.md)",
     "disc_layers": "stride-2 layers of the PatchGAN (0: by image size, 2 for 28x28 = 34x34 patches, 3 for "
                    "256x256 = the paper's 70x70)",
     "hole_min": "smallest side of the square hole, pixels (default: {mnist} for MNIST; a quarter of the crop's "
@@ -118,7 +120,7 @@ TRAINING_HELP = {
 # --task is checked by choose_preset, which knows whether it is an MNIST or a photo task
 CHOICES = {"loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS}
 BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_filters", "gen_max_filters",
-           "hole_min", "hole_max", "ema", "precision")
+           "disc_filters", "hole_min", "hole_max", "ema", "precision")
 SIZE_FLAGS = ("crop_size", "load_size")  # N or HxW (config.size_hw)
 
 

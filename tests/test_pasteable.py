@@ -104,3 +104,20 @@ def test_function_pastes_alone(name):
     namespace = {}
     exec(compile(source, f"<pasted {name}>", "exec"), namespace)
     check(namespace)
+
+
+def test_the_readme_snippet_runs_as_printed(tmp_path, monkeypatch):
+    """README's "Paste a piece" block, run as a reader would paste it, with 2 steps of 1 epoch instead
+    of 5 epochs: it must train and fill a validation batch of the right shape and range."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme[readme.index("## Paste a piece"):]
+    code = section[section.index("```python") + len("```python"):section.index("```\n", section.index("```python"))]
+    assert "epochs=5)" in code and "steps_per_epoch=steps" in code
+    code = code.replace("steps_per_epoch=steps", "steps_per_epoch=2, validation_steps=1").replace(
+        "epochs=5)", "epochs=1, verbose=0)")
+    monkeypatch.chdir(tmp_path)  # writes nothing, and must not need the repository as its folder
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+    filled = np.asarray(namespace["filled"])
+    assert filled.shape == (64, 28, 28, 1) and np.all(np.abs(filled) <= 1.0)
