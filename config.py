@@ -86,17 +86,18 @@ class Config:
     @classmethod
     def mnist(cls, **changes):
         """The lesson's settings for the MNIST tasks, measured there (docs/results.md): inpainting,
-        44 epochs of at most 70 steps (each about one pass over the 4,500 offline training digits;
-        the same 3,080 steps, and so the same minutes, when Keras' 60,000 digits are there), batch
+        56 epochs of at most 70 steps (each about one pass over the 4,500 offline training digits;
+        the same 3,920 steps, and so the same minutes, when Keras' 60,000 digits are there), batch
         64 (faster, same results), lambda 1000 (best of 10-1000), both nets half the paper's width:
-        a U-Net of 32 filters doubling to at most 128 (its epochs take 1.65x less time, and the
-        time saved buys more of them, which gives better digits than the wider net's 24 epochs) and
-        a PatchGAN of 32 to 128 filters (at 28x28 the paper's 64 held most of the step's arithmetic;
-        half as wide, the step takes 1.4-1.7x less time for the same scores), 500 validation digits, and the saved generator an exponential moving average of G's weights
-        (decay 0.99: closer to the best digits the visible pixels allow, and more real ones,
-        benchmarks/quality_variants.py). Like every Config it computes in bfloat16 where the CPU or
-        GPU has it (precision "auto": the same scores, docs/speed.md)."""
-        lesson = dict(task="inpaint", epochs=44, max_epoch_steps=70, batch_size=64, l1_weight=1000.0,
+        a U-Net of 32 filters doubling to at most 128 and a PatchGAN of 32 to 128 filters (at 28x28
+        the paper's widths spend the time on arithmetic that does not improve the digits: half as
+        wide, each epoch takes about 2.5x less time for the same scores, and the time saved buys
+        more epochs, which give better digits), 500 validation digits, and the saved generator an
+        exponential moving average of G's weights (decay 0.99: closer to the best digits the
+        visible pixels allow, and more real ones, benchmarks/quality_variants.py). Like every
+        Config it computes in bfloat16 where the CPU or GPU has it (precision "auto": the same
+        scores, docs/speed.md)."""
+        lesson = dict(task="inpaint", epochs=56, max_epoch_steps=70, batch_size=64, l1_weight=1000.0,
                       gen_filters=32, gen_max_filters=128, disc_filters=32, val_size=500, ema=0.99)
         return cls(**{**lesson, **changes})
 

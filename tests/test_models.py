@@ -197,7 +197,7 @@ def test_presets_say_which_defaults_and_scale_the_unet_to_small_crops():
     assert Config.paper(crop_size=64, gen_max_filters=512).gen_max_filters == 512   # a flag wins
     lesson = Config.mnist()
     assert (lesson.task, lesson.epochs, lesson.max_epoch_steps, lesson.batch_size, lesson.l1_weight) == (
-        "inpaint", 44, 70, 64, 1000.0)
+        "inpaint", 56, 70, 64, 1000.0)
     assert (lesson.gen_filters, lesson.gen_max_filters, Config.paper().gen_filters) == (32, 128, 64)
     assert (lesson.disc_filters, Config.paper().disc_filters) == (32, 64)
     assert (lesson.ema, lesson.precision, lesson.no_paste) == (0.99, "auto", False)
