@@ -79,12 +79,12 @@ TRAINING_HELP = {
     "limit": "train on only the first N images or pairs (0: all); quick tries",
     "gen_filters": "filters of the U-Net's first layer, doubled per level (default: {paper} for image folders, "
                    "the paper's; {mnist} for MNIST tasks, where the narrower net's faster epochs buy more of "
-                   "them: better digits in the same minutes, docs/results.md)",
+                   "them: better digits in the same minutes, docs/results.md; 64 for edges2fashion)",
     "gen_max_filters": "cap on the U-Net's filters (default: {paper} for image folders at 256 px, the "
-                       "paper's, twice the crop side for smaller crops; {mnist} for MNIST tasks)",
+                       "paper's, twice the crop side for smaller crops; {mnist} for MNIST tasks, 256 for edges2fashion)",
     "disc_filters": "filters of the PatchGAN's first layer, doubled per stride-2 layer (default: {paper} for "
                     "image folders, the paper's; {mnist} for MNIST tasks, where the paper's width holds most of the "
-                    "step's arithmetic and half of it scores the same, docs/results.md)",
+                    "step's arithmetic and half of it scores the same, docs/results.md; 64 for edges2fashion)",
     "disc_layers": "stride-2 layers of the PatchGAN (0: by image size, 2 for 28x28 = 34x34 patches, 3 for "
                    "256x256 = the paper's 70x70)",
     "hole_min": "smallest side of the square hole, pixels (default: {mnist} for MNIST; a quarter of the crop's "
