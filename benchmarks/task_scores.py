@@ -21,12 +21,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from quality_variants import WIDE, spread, train_timed  # noqa: E402
+from quality_variants import SMALL_D, WIDE, spread, train_timed  # noqa: E402
 
 from config import TASKS, Config, RunFiles  # noqa: E402
 
 SETTINGS = {"preset": {},  # Config.mnist() as it is
-            "old": dict(WIDE, ema=0.0, precision="fp32")}  # the preset before 12-03, as the old tables ran
+            "old": dict(WIDE, ema=0.0, precision="fp32"),  # the preset before 12-03, as the old tables ran
+            "12-03": SMALL_D}  # the preset of 12-03: both nets half as wide, the paper's learning rate
 COLUMNS = [("acc_masked", "input accuracy", "{:.1%}"), ("acc_generated", "generated accuracy", "{:.1%}"),
            ("acc_ceiling", "ceiling", "{:.1%}"), ("frechet_generated", "Fréchet", "{:.2f}"),
            ("l1_hole", "L1", "{:.3f}"), ("ssim_hole", "SSIM", "{:.3f}"), ("grey_hole", "grey", "{:.1%}"),
