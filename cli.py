@@ -59,7 +59,9 @@ TRAINING_HELP = {
                  "{mnist} for MNIST tasks, measured best there: docs/results.md)",
     "loss": "G's loss, the paper's ablation: l1+cgan (pix2pix), cgan, l1+gan and gan (unconditional D: "
             "sees the output alone), or l1 (no D)",
-    "lr": "Adam learning rate of both nets (paper: 2e-4)",
+    "lr": "Adam learning rate of both nets (default: {paper} for image folders and edges2fashion, the paper's; "
+          "{mnist} for the digit tasks, where the narrow nets are still improving at the end of the run and "
+          "a faster pace gives better digits, docs/results.md)",
     "beta_1": "Adam beta_1 of both nets (paper: 0.5)",
     "data": "a folder of paired images (A|B files in train/ val/ test/, or A/ and B/ folders: docs/own-pairs.md), "
             "or the MNIST source: Keras' mnist.npz or a folder of idx .gz files (default: $MNIST_PATH, else Keras' "
@@ -81,7 +83,8 @@ TRAINING_HELP = {
                    "the paper's; {mnist} for MNIST tasks, where the narrower net's faster epochs buy more of "
                    "them: better digits in the same minutes, docs/results.md; 64 for edges2fashion)",
     "gen_max_filters": "cap on the U-Net's filters (default: {paper} for image folders at 256 px, the "
-                       "paper's, twice the crop side for smaller crops; {mnist} for MNIST tasks, 256 for edges2fashion)",
+                       "paper's, twice the crop side for smaller crops; {mnist} for MNIST tasks, 256 for "
+                       "edges2fashion)",
     "disc_filters": "filters of the PatchGAN's first layer, doubled per stride-2 layer (default: {paper} for "
                     "image folders, the paper's; {mnist} for MNIST tasks, where the paper's width holds most of the "
                     "step's arithmetic and half of it scores the same, docs/results.md; 64 for edges2fashion)",
@@ -120,7 +123,7 @@ TRAINING_HELP = {
 # --task is checked by choose_preset, which knows whether it is an MNIST or a photo task
 CHOICES = {"loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS}
 BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_filters", "gen_max_filters",
-           "disc_filters", "hole_min", "hole_max", "ema", "precision")
+           "disc_filters", "lr", "hole_min", "hole_max", "ema", "precision")
 SIZE_FLAGS = ("crop_size", "load_size")  # N or HxW (config.size_hw)
 
 

@@ -24,7 +24,7 @@ from config import Config, RunFiles  # noqa: E402
 
 # name: (what it changes, Config.mnist changes). "today" is the default before the search.
 # Every variant but "default" names its nets and learning rate in full, so that a later preset does
-# not change it. Until the 12-04 preset (lr 8e-4) every variant trained with the paper's 2e-4.
+# not change it. Until the preset took lr 8e-4 (12-03, afternoon) every variant trained with the paper's 2e-4.
 WIDE = dict(gen_filters=64, gen_max_filters=256, disc_filters=64, lr=2e-4)  # until 12-03: U-Net 64-256, PatchGAN 64
 NARROW = dict(WIDE, gen_filters=32, gen_max_filters=128)  # the U-Net half as wide (the preset of 12-03)
 SMALL_D = dict(NARROW, disc_filters=32)  # and the PatchGAN half as wide
@@ -64,7 +64,8 @@ VARIANTS = {
     "default+lr4": ("the 12-03 preset (both nets narrow, 56 epochs) with both learning rates doubled to 4e-4: "
                     "its val L1 still falls at epoch 56, so faster steps downhill may buy better digits for free",
                     dict(SMALL_D, epochs=56, lr=4e-4)),
-    "default+lr8": ("the 12-03 preset with both learning rates 4x the paper's, 8e-4 (the preset since 12-04)",
+    "default+lr8": ("the 12-03 preset with both learning rates 4x the paper's, 8e-4 (the preset since that "
+                    "afternoon)",
                     dict(SMALL_D, epochs=56, lr=8e-4)),
     "default+lr16": ("the 12-03 preset with both learning rates 8x the paper's, 1.6e-3",
                      dict(SMALL_D, epochs=56, lr=1.6e-3)),

@@ -200,8 +200,9 @@ def test_presets_say_which_defaults_and_scale_the_unet_to_small_crops():
         "inpaint", 56, 70, 64, 1000.0)
     assert (lesson.gen_filters, lesson.gen_max_filters, Config.paper().gen_filters) == (32, 128, 64)
     assert (lesson.disc_filters, Config.paper().disc_filters) == (32, 64)
+    assert (lesson.lr, Config.paper().lr) == (8e-4, 2e-4)
     fashion = Config.mnist(task="edges2fashion")  # shoes and bags keep the wider nets; a flag still wins
-    assert (fashion.gen_filters, fashion.gen_max_filters, fashion.disc_filters) == (64, 256, 64)
+    assert (fashion.gen_filters, fashion.gen_max_filters, fashion.disc_filters, fashion.lr) == (64, 256, 64, 2e-4)
     assert Config.mnist(task="edges2fashion", disc_filters=16).disc_filters == 16
     assert (lesson.ema, lesson.precision, lesson.no_paste) == (0.99, "auto", False)
     assert (Config().ema, Config().precision) == (0.0, "auto")  # the paper's no averaging; bf16 where native
