@@ -71,8 +71,6 @@ VARIANTS = {
                      dict(SMALL_D, epochs=56, lr=1.6e-3)),
     "default+lr8+ema999": ("the preset at lr 8e-4 with the weight average's decay 0.999",
                            dict(SMALL_D, epochs=56, lr=8e-4, ema=0.999)),
-    "default+ema999": ("the 12-03 preset with the weight average's decay 0.999 (a horizon of ~1,000 of its "
-                       "3,920 steps)", dict(SMALL_D, epochs=56, ema=0.999)),
 }
 SCORES = [("acc_generated", "accuracy", "{:.2%}"), ("acc_ceiling", "ceiling", "{:.2%}"),
           ("frechet_generated", "Fréchet", "{:.3f}"), ("l1_hole", "L1 hole", "{:.4f}"),
