@@ -13,18 +13,25 @@ import numpy as np
 
 import distribute
 from checkpoint import save_checkpoint
-from utils import atomic_path, save_model
+from utils import atomic_path, in_float32, save_model
 
 
 class SaveGenerator(keras.callbacks.Callback):
-    """After every epoch, save the generator alone into `path` (a .keras file), atomically."""
+    """After every epoch, save the generator alone into `path` (a .keras file), atomically. A net
+    trained in 16 bits is saved as its float32 copy (utils.in_float32), built once and given the
+    epoch's weights each time: building it took longer than saving it."""
 
     def __init__(self, path):
         super().__init__()
-        self.path = path
+        self.path, self.copy = path, None
 
     def on_epoch_end(self, epoch, logs=None):
-        save_model(self.model.output_generator, self.path)
+        generator = self.model.output_generator
+        if self.copy is None:
+            self.copy = in_float32(generator)  # the generator itself if it computes in float32
+        elif self.copy is not generator:
+            self.copy.set_weights(generator.get_weights())
+        save_model(self.copy, self.path)
 
 
 class SaveBestGenerator(keras.callbacks.Callback):

@@ -71,6 +71,9 @@ VARIANTS = {
                      dict(SMALL_D, epochs=56, lr=1.6e-3)),
     "default+lr8+ema999": ("the preset at lr 8e-4 with the weight average's decay 0.999",
                            dict(SMALL_D, epochs=56, lr=8e-4, ema=0.999)),
+    "default+b128": ("the preset of 12-03 afternoon (lr 8e-4) with batches of 128 digits: the same digits per "
+                     "epoch in 35 steps instead of 70, each about 1.2x cheaper per digit, at twice the rate (1.6e-3)",
+                     dict(SMALL_D, epochs=56, lr=1.6e-3, batch_size=128, max_epoch_steps=35)),
 }
 SCORES = [("acc_generated", "accuracy", "{:.2%}"), ("acc_ceiling", "ceiling", "{:.2%}"),
           ("frechet_generated", "Fréchet", "{:.3f}"), ("l1_hole", "L1 hole", "{:.4f}"),

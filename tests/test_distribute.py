@@ -121,7 +121,7 @@ def test_auto_precision_follows_the_cpus_flags(flags, gpus, expected):
 
 def test_bf16_trains_in_bfloat16_with_float32_weights_saves_float32_and_resumes(mnist_npz, tmp_path, capsys,
                                                                                 float32_afterwards):
-    cfg = Config.mnist(data=mnist_npz, out=str(tmp_path / "out"), limit=32, batch_size=16, val_size=16, epochs=1,
+    cfg = Config.mnist(data=mnist_npz, out=str(tmp_path / "out"), limit=32, batch_size=16, val_size=16, epochs=2,
                        gen_filters=4, gen_max_filters=8, disc_filters=4, verbose=0, precision="bf16")
     model, history = train(cfg)
     convs = [layer for net in (model.generator, model.discriminator) for layer in net.layers
@@ -134,9 +134,11 @@ def test_bf16_trains_in_bfloat16_with_float32_weights_saves_float32_and_resumes(
     trained = model.output_generator(src, training=False)
     assert trained.dtype == tf.float32  # bfloat16 inside, float32 out, within bfloat16's rounding:
     np.testing.assert_allclose(saved(src, training=False), trained, atol=0.05)
+    for kept, last in zip(saved.get_weights(), model.output_generator.get_weights()):  # epoch 2's weights, not 1's
+        np.testing.assert_array_equal(kept, last)
     assert json.loads((tmp_path / "out" / "config.json").read_text())["precision"] == "bf16"
-    _, history = train(dataclasses.replace(cfg, resume=True, epochs=2))
-    assert len(history["g_l1_loss"]) == 2
+    _, history = train(dataclasses.replace(cfg, resume=True, epochs=3))
+    assert len(history["g_l1_loss"]) == 3
 
 
 def test_forced_mixed_precision_builds_and_steps(float32_afterwards):

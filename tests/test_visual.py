@@ -1,11 +1,14 @@
 """Pictures and atomic saving."""
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
+import visual
 from callbacks import TrainingHealth
 from utils import atomic_path, remove_partial_files, write_json
-from visual import plot_history, sample_grid, save_gif, save_image, to_uint8
+from visual import HistoryPlot, plot_history, sample_grid, save_gif, save_image, to_uint8
 
 
 def test_to_uint8_maps_the_unit_range():
@@ -35,6 +38,19 @@ def test_save_image_and_gif(tmp_path):
 def test_plot_history_writes_png(tmp_path):
     plot_history({"d_loss": [0.7, 0.5], "g_l1_loss": [0.3, 0.2], "val_l1": [0.4, 0.3]}, str(tmp_path / "l.png"))
     assert Image.open(tmp_path / "l.png").size[0] > 100
+
+
+def test_history_plot_draws_after_the_first_epoch_every_fifth_and_at_the_end(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(visual, "plot_history", lambda history, path: drawn.append(len(history["d_loss"])))
+    history = {"d_loss": [0.9, 0.8]}  # a resumed run's first two epochs
+    plot = HistoryPlot(str(tmp_path / "losses.png"), str(tmp_path / "history.json"), history)
+    for epoch in range(2, 8):
+        plot.on_epoch_end(epoch, {"d_loss": 0.5})
+        assert len(json.loads((tmp_path / "history.json").read_text())["d_loss"]) == epoch + 1  # every epoch
+    plot.on_train_end()
+    plot.on_train_end()  # nothing new: not drawn again
+    assert drawn == [3, 5, 8]
 
 
 def test_atomic_path_keeps_old_file_when_writing_fails(tmp_path):
