@@ -74,6 +74,10 @@ VARIANTS = {
     "default+b128": ("the preset of 12-03 afternoon (lr 8e-4) with batches of 128 digits: the same digits per "
                      "epoch in 35 steps instead of 70, each about 1.2x cheaper per digit, at twice the rate (1.6e-3)",
                      dict(SMALL_D, epochs=56, lr=1.6e-3, batch_size=128, max_epoch_steps=35)),
+    "default+l300": ("the preset at lr 8e-4 with lambda 300 instead of 1000: the GAN term a larger share of G's loss",
+                     dict(SMALL_D, epochs=56, lr=8e-4, l1_weight=300.0)),
+    "default+ema98": ("the preset at lr 8e-4 with the weight average's decay 0.98 (0.999 lagged behind)",
+                      dict(SMALL_D, epochs=56, lr=8e-4, ema=0.98)),
 }
 SCORES = [("acc_generated", "accuracy", "{:.2%}"), ("acc_ceiling", "ceiling", "{:.2%}"),
           ("frechet_generated", "Fréchet", "{:.3f}"), ("l1_hole", "L1 hole", "{:.4f}"),
