@@ -169,6 +169,25 @@ def test_quality_variants_name_their_nets_so_a_new_preset_leaves_them_as_measure
     assert quality_variants.VARIANTS["today"][1]["gen_filters"] == 64
 
 
+def test_quality_variants_extra_settings_reach_the_built_model_and_only_inside_the_block():
+    """Settings that are not Config fields (D's own rate, the U-Net's depth) are applied around
+    pix2pix.build_model, which a variant's train calls, and undone after."""
+    import quality_variants
+
+    import pix2pix
+    from config import Config
+    cfg = Config.mnist(gen_filters=4, gen_max_filters=8, disc_filters=4)
+    changes, extra = quality_variants.split_extra(quality_variants.VARIANTS["default+dlr2"][1])
+    assert extra == {"disc_lr": 2e-4} and "disc_lr" not in changes
+    with quality_variants.extra_settings(disc_lr=1e-3, unet_depth=3):
+        model = pix2pix.build_model(cfg)
+    assert model.generator.name == "unet_3"
+    assert np.isclose(float(model.d_optimizer.learning_rate), 1e-3)
+    assert np.isclose(float(model.g_optimizer.learning_rate), cfg.lr)
+    model = pix2pix.build_model(cfg)
+    assert model.generator.name == "unet_5" and np.isclose(float(model.d_optimizer.learning_rate), cfg.lr)
+
+
 def test_task_scores_trains_each_task_once_and_writes_table_and_picture(mnist_npz, tmp_path, monkeypatch):
     """benchmarks/task_scores.py: one run per (task, settings, seed), scored by evaluate (its
     scores.json beside the run), a table row each, and the picture of every digit task; run again,
