@@ -207,7 +207,8 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_step(mnist_npz, tmp_path):
 
     from checkpoint import read_progress
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    flags = ["--limit", "256", "--batch-size", "16", "--val-size", "16", "--epochs", "3", *TINY_NETS,
+    # 30 epochs, far more than the signal lets run: a run that ends first would test nothing
+    flags = ["--limit", "256", "--batch-size", "16", "--val-size", "16", "--epochs", "30", *TINY_NETS,
              "--verbose", "2", "--save-every", "4", "--data", mnist_npz]
     procs = []
     for index in range(2):
