@@ -8,6 +8,8 @@ from PIL import Image, ImageDraw
 
 from utils import atomic_path, write_json
 
+REDRAW_EVERY = 5  # epochs between redraws of the pictures of all epochs so far (the GIF, the loss curves)
+
 
 def to_uint8(images):
     """float [n, h, w, c] in [-1, 1] -> uint8 [n, h, w, c] in 0..255 (values outside are clipped)."""
@@ -103,7 +105,7 @@ class SampleGrid(keras.callbacks.Callback):
     training, refresh `gif_path` with all epochs;
     with a `log_dir`, also write the grid there as a TensorBoard image ("sample grid", step = epoch)."""
 
-    def __init__(self, src, target, folder, gif_path=None, log_dir=None, gif_every=5):
+    def __init__(self, src, target, folder, gif_path=None, log_dir=None, gif_every=REDRAW_EVERY):
         super().__init__()
         self.gif_every, self.last_epoch = gif_every, None
         self.src, self.target = np.asarray(src), np.asarray(target)
@@ -141,7 +143,7 @@ class HistoryPlot(keras.callbacks.Callback):
     first epoch, every `plot_every` epochs and at the end of training (drawing it takes about
     half a second, as long as 5 training steps of the MNIST preset). None: that file is not written."""
 
-    def __init__(self, png_path, json_path, history=None, plot_every=5):
+    def __init__(self, png_path, json_path, history=None, plot_every=REDRAW_EVERY):
         super().__init__()
         self.png_path, self.json_path, self.plot_every = png_path, json_path, plot_every
         self.history = history if history is not None else {}
