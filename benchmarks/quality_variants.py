@@ -87,10 +87,21 @@ VARIANTS = {
                           "whose steps take about a tenth less time", dict(SMALL_D, epochs=56, lr=8e-4, unet_depth=4)),
     "default+beta9": ("the preset at lr 8e-4 with Adam's beta_1 0.9 (Adam's own default) instead of the paper's 0.5",
                       dict(SMALL_D, epochs=56, lr=8e-4, beta_1=0.9)),
+    "default+dl3": ("the preset at lr 8e-4 with a PatchGAN of 3 stride-2 layers: 70x70 patches, each logit "
+                    "sees the whole 28x28 pair (the preset's 2 layers: 34x34)", dict(SMALL_D, epochs=56, lr=8e-4,
+                                                                                   disc_layers=3)),
+    "default+dl1": ("the preset at lr 8e-4 with a PatchGAN of 1 stride-2 layer: 16x16 patches, a cheaper D",
+                    dict(SMALL_D, epochs=56, lr=8e-4, disc_layers=1)),
+    "default+smooth9": ("the preset at lr 8e-4 with one-sided label smoothing: D learns to call real pairs 0.9",
+                        dict(SMALL_D, epochs=56, lr=8e-4, real_label=0.9)),
+    "default+shift2": ("the preset at lr 8e-4 with each training pair moved by up to 2 pixels each way",
+                       dict(SMALL_D, epochs=56, lr=8e-4, shift=2)),
+    "default+d2step": ("the preset at lr 8e-4 with two D steps on each batch before G's step (more time per step)",
+                       dict(SMALL_D, epochs=56, lr=8e-4, d_steps=2)),
 }
 # Settings that a variant may change but Config has not (tried and rejected, so never made flags):
 # applied by extra_settings around pix2pix.build_model.
-EXTRA = ("disc_lr", "unet_depth")
+EXTRA = ("disc_lr", "unet_depth", "real_label", "d_steps", "shift")
 
 SCORES = [("acc_generated", "accuracy", "{:.2%}"), ("acc_ceiling", "ceiling", "{:.2%}"),
           ("frechet_generated", "Fréchet", "{:.3f}"), ("l1_hole", "L1 hole", "{:.4f}"),
@@ -132,13 +143,18 @@ def split_extra(changes):
 
 
 @contextlib.contextmanager
-def extra_settings(disc_lr=None, unet_depth=None):
+def extra_settings(disc_lr=None, unet_depth=None, real_label=None, d_steps=None, shift=None):
     """Inside the block, pix2pix.build_model gives D's Adam the rate `disc_lr` (G keeps cfg.lr)
-    and builds the U-Net `unet_depth` levels deep (nets.unet's depth). None: unchanged."""
+    and builds the U-Net `unet_depth` levels deep (nets.unet's depth); D learns to call real pairs
+    `real_label` instead of 1.0 (one-sided label smoothing; G's target stays 1.0); D takes `d_steps`
+    updates on each batch before G's one; the MNIST training pairs are moved by up to `shift`
+    pixels each way, input and target together (background comes in at the edges). None: unchanged."""
     import functools
 
+    import mnist_ds
     import pix2pix
-    build_model, unet = pix2pix.build_model, pix2pix.unet
+    saved = (pix2pix.build_model, pix2pix.unet, pix2pix.Pix2Pix.update_discriminator, mnist_ds.task_ds)
+    build_model, unet, update_discriminator, task_ds = saved
 
     def build_with_extras(*args, **kwargs):
         model = build_model(*args, **kwargs)
@@ -146,13 +162,41 @@ def extra_settings(disc_lr=None, unet_depth=None):
             model.d_optimizer.learning_rate = disc_lr
         return model
 
+    def update_with_extras(self, src, target, fake):
+        bce = pix2pix.bce_with_logits
+        if real_label is not None:  # while the step is traced, D's loss sees the smoothed label
+            pix2pix.bce_with_logits = lambda label, logits: bce(real_label if label == 1.0 else label, logits)
+        try:
+            for _ in range((d_steps or 1) - 1):
+                update_discriminator(self, src, target, fake)
+            return update_discriminator(self, src, target, fake)
+        finally:
+            pix2pix.bce_with_logits = bce
+
+    def shifted_task_ds(targets, batch_size, training=True, *args, **kwargs):
+        ds = task_ds(targets, batch_size, training, *args, **kwargs)
+        return ds.map(functools.partial(shift_pairs, pixels=shift)) if training else ds
+
     pix2pix.build_model = build_with_extras
+    pix2pix.Pix2Pix.update_discriminator = update_with_extras
     if unet_depth:
         pix2pix.unet = functools.partial(unet, depth=unet_depth)
+    if shift:
+        mnist_ds.task_ds = shifted_task_ds
     try:
         yield
     finally:
-        pix2pix.build_model, pix2pix.unet = build_model, unet
+        pix2pix.build_model, pix2pix.unet, pix2pix.Pix2Pix.update_discriminator, mnist_ds.task_ds = saved
+
+
+def shift_pairs(src, target, pixels):
+    """Each (src, target) pair of a batch moved by the same random offset of up to `pixels` each
+    way: [n, h, w, c] in [-1, 1], padded with -1 (background) and cropped back to [n, h, w, c]."""
+    import tensorflow as tf
+    both = tf.concat([src, target], axis=-1)
+    padded = tf.pad(both + 1.0, [[0, 0], [pixels, pixels], [pixels, pixels], [0, 0]]) - 1.0
+    moved = tf.map_fn(lambda image: tf.image.random_crop(image, tf.shape(both)[1:]), padded)
+    return moved[..., :src.shape[-1]], moved[..., src.shape[-1]:]
 
 
 def train_timed(cfg):

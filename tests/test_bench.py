@@ -188,6 +188,49 @@ def test_quality_variants_extra_settings_reach_the_built_model_and_only_inside_t
     assert model.generator.name == "unet_5" and np.isclose(float(model.d_optimizer.learning_rate), cfg.lr)
 
 
+def test_quality_variants_label_smoothing_and_d_steps_change_only_d_and_are_undone(mnist_npz):
+    """real_label: D's loss on real pairs is taken against that label (G's target stays 1.0);
+    d_steps: D's optimizer steps that many times per batch, G's once; both undone after the block."""
+    import quality_variants
+
+    import pix2pix
+    from config import Config
+    cfg = Config.mnist(gen_filters=4, gen_max_filters=8, disc_filters=4)
+    import tensorflow as tf
+    src, target = tf.zeros((2, 28, 28, 1)), tf.ones((2, 28, 28, 1))
+    seen = []
+    plain = pix2pix.bce_with_logits
+    spy = lambda label, logits: seen.append(label) or plain(label, logits)  # noqa: E731
+    with quality_variants.extra_settings(real_label=0.9, d_steps=2):
+        model = pix2pix.build_model(cfg)
+        pix2pix.bce_with_logits = spy
+        try:
+            model.train_step((src, target))
+        finally:
+            pix2pix.bce_with_logits = plain
+    assert int(model.d_optimizer.iterations) == 2 and int(model.g_optimizer.iterations) == 1
+    assert seen.count(0.9) == 2 and seen.count(1.0) == 1  # D's real label twice, G's target once
+    model = pix2pix.build_model(cfg)
+    model.train_step((src, target))
+    assert int(model.d_optimizer.iterations) == 1
+
+
+def test_quality_variants_shift_moves_input_and_target_together():
+    """shift_pairs moves each pair by one offset: the hole stays over the same part of the digit,
+    background (-1) comes in at the edges, and the sizes are kept."""
+    import quality_variants
+    rng = np.random.default_rng(0)
+    target = rng.uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32)
+    src = target.copy()
+    src[:, 10:16, 10:16] = 0.0
+    moved_src, moved_target = (np.asarray(a) for a in quality_variants.shift_pairs(src, target, pixels=2))
+    assert moved_src.shape == moved_target.shape == (8, 28, 28, 1)
+    kept = moved_src != 0.0
+    np.testing.assert_array_equal(moved_src[kept], moved_target[kept])  # same offset for both
+    assert (moved_src == 0.0).sum() == (src == 0.0).sum()  # the hole moved whole (it is 2 px from any edge)
+    assert not np.array_equal(moved_target, target)  # 8 random offsets of up to 2 px: some moved
+
+
 def test_task_scores_trains_each_task_once_and_writes_table_and_picture(mnist_npz, tmp_path, monkeypatch):
     """benchmarks/task_scores.py: one run per (task, settings, seed), scored by evaluate (its
     scores.json beside the run), a table row each, and the picture of every digit task; run again,
