@@ -151,9 +151,9 @@ def claim_out_folder(folder, lock_path):
             if holder and holder_is_alive(holder):
                 raise RuntimeError(f"{folder} is in use by another run: process {holder['pid']} on "
                                    f"{holder['host']}, started {holder['started']}; wait for it to end, or "
-                                   f"choose another --out") from None
-            print(f"note: taking over {lock_path}, left by a run that no longer runs "
-                  f"({'process ' + str(holder['pid']) + ', started ' + holder['started'] if holder else 'unreadable'})")
+                                   f"choose another --out (if no run uses it, delete {lock_path})") from None
+            left_by = f"process {holder['pid']}, started {holder['started']}" if holder else "unreadable"
+            print(f"note: taking over {lock_path}, left by a run that no longer runs ({left_by})")
             os.remove(lock_path)
     with os.fdopen(fd, "w") as f:
         json.dump(me, f)
@@ -170,19 +170,38 @@ def read_lock(path):
     try:
         with open(path) as f:
             holder = json.load(f)
-        return holder if {"pid", "host", "started"} <= set(holder) else None
+        return holder if isinstance(holder, dict) and {"pid", "host", "started"} <= set(holder) else None
     except (OSError, ValueError):
         return None
 
 
 def holder_is_alive(holder):
-    """True if the lock's process runs (on this host; on another host, assume it does)."""
+    """True if the lock's process runs (on this host; on another host, assume it does). A process
+    with its id that started after the lock was written is another one (ids are reused, as after
+    a reboot or a container's restart): the holder is gone."""
     if holder["host"] != socket.gethostname():
         return True
     try:
         os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, ValueError, TypeError):  # gone, or no process id at all
         return False
     except PermissionError:  # it runs, as another user
+        pass
+    started = process_start_time(int(holder["pid"]))
+    try:
+        locked = datetime.datetime.fromisoformat(str(holder["started"])).timestamp()
+    except ValueError:
         return True
-    return True
+    return started is None or started <= locked + 2  # the lock is written just after its process starts
+
+
+def process_start_time(pid):
+    """When process `pid` started (seconds since the epoch), from Linux's /proc; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, after the command's name
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None

@@ -15,6 +15,7 @@ flags are read, so `--help` and usage errors answer at once.
 import argparse
 import dataclasses
 import importlib.util
+import math
 import os
 import shlex
 import sys
@@ -211,9 +212,9 @@ def check_config(cfg, error):
     for name in ("epochs", "batch_size", "val_size", "gen_filters", "disc_filters", "gen_max_filters"):
         if getattr(cfg, name) < 1:
             error(f"{flag(name)} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.l1_weight < 0:
-        error(f"--lambda must be >= 0, got {cfg.l1_weight}")
-    if cfg.lr <= 0 or not 0 <= cfg.beta_1 < 1:
+    if not cfg.l1_weight >= 0 or math.isinf(cfg.l1_weight):  # "not >=": NaN fails it too
+        error(f"--lambda must be a finite number >= 0, got {cfg.l1_weight}")
+    if not 0 < cfg.lr < math.inf or not 0 <= cfg.beta_1 < 1:
         error(f"need --lr > 0 and 0 <= --beta-1 < 1, got {cfg.lr} and {cfg.beta_1}")
     check_sizes(cfg, error)
     side = min(size_hw(cfg.crop_size)) if is_photo_run(cfg) else 28
@@ -226,6 +227,12 @@ def check_config(cfg, error):
         error(f"--lr-decay-epochs must be between 0 and --epochs ({cfg.epochs}), got {cfg.lr_decay_epochs}")
     if not 0 <= cfg.ema < 1:
         error(f"--ema must be a decay in [0, 1) (0: off), got {cfg.ema}")
+    if not 0 <= cfg.seed < 2 ** 32:
+        error(f"--seed must be between 0 and 2**32 - 1, got {cfg.seed}")
+    if not 0 <= cfg.disc_layers <= 8:
+        error(f"--disc-layers must be between 1 and 8 (0: by image size), got {cfg.disc_layers}")
+    if cfg.verbose not in (0, 1, 2):
+        error(f"--verbose must be 0 (silent), 1 (progress bar) or 2 (a line per epoch), got {cfg.verbose}")
     if min(cfg.limit, cfg.save_every, cfg.max_epoch_steps) < 0:
         error(f"--limit, --save-every and --max-epoch-steps must be >= 0, got {cfg.limit}, {cfg.save_every} "
               f"and {cfg.max_epoch_steps}")
@@ -478,6 +485,8 @@ def evaluate_task(args, error):
     of test pairs. Sets args.model to the generator of a run folder; error(message) for a missing
     model, --task with a folder of pairs, or a folder-trained model without one."""
     args.model = RunFiles(args.model).generator if os.path.isdir(args.model) else args.model
+    if args.limit < 0:
+        error(f"--limit must be >= 0 (0: all), got {args.limit}")
     if not os.path.isfile(args.model):
         error(f"--model {args.model} does not exist")
     if args.data and not os.path.exists(args.data):
@@ -487,7 +496,10 @@ def evaluate_task(args, error):
             error(f"--task {args.task} scores MNIST-like images, but --data {args.data} is a folder of test "
                   f"pairs: leave --task out")
         return None
-    settings = RunFiles.of_model(args.model).settings()
+    try:
+        settings = RunFiles.of_model(args.model).settings()
+    except ValueError as e:  # a damaged config.json
+        error(str(e))
     task = args.task or settings.get("task", "inpaint")
     if task is None or task not in TASKS or is_photo_run(Config(task=task, data=settings.get("data"))):
         error(f"{args.model} was trained on a folder of images: give --data, a folder of test pairs "

@@ -183,8 +183,17 @@ class RunFiles:
         return cls(model_path if os.path.isdir(model_path) else os.path.dirname(os.path.abspath(model_path)))
 
     def settings(self):
-        """The run's saved settings (config.json) as a dict, or {} if it has none."""
+        """The run's saved settings (config.json) as a dict, or {} if it has none; ValueError naming
+        the file if it is not a JSON object (cut short, or edited by hand)."""
         if not os.path.exists(self.config):
             return {}
         with open(self.config) as f:
-            return json.load(f)
+            try:
+                settings = json.load(f)
+            except ValueError as e:
+                settings = e
+        if not isinstance(settings, dict):
+            problem = settings if isinstance(settings, ValueError) else f"holds a {type(settings).__name__}"
+            raise ValueError(f"{self.config} is not a run's settings ({problem}); restore it, or delete it "
+                             f"to use the defaults")
+        return settings

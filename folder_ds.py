@@ -115,15 +115,31 @@ def _by_stem(folder):
 
 
 def image_info(path):
-    """(width, height, channels) of an image file, from its header; ValueError naming the file if
-    it is not a readable image."""
+    """(width, height, channels) of an image file; ValueError naming the file if it is not a
+    readable image: not an image, cut short (a PNG's chunk checksums; a JPEG without its end
+    marker is decoded to be sure), or too large to decode (PIL's decompression-bomb limit).
+    Checked here, before training, so that a damaged file cannot stop a run hours in."""
     from PIL import Image, UnidentifiedImageError
     try:
         with Image.open(path) as image:
             width, height = image.size
-            return width, height, 1 if image.mode in GRAY_MODES else 3
-    except (UnidentifiedImageError, OSError) as e:
+            channels = 1 if image.mode in GRAY_MODES else 3
+            image.verify()  # PNG: reads every chunk and checks its CRC, without decoding
+        if path.lower().endswith((".jpg", ".jpeg")) and not jpeg_ends_whole(path):
+            with Image.open(path) as image:
+                image.load()  # "image file is truncated" if it is
+        return width, height, channels
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{path}: too large to read ({e})") from e
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:  # PIL's verify raises SyntaxError too
         raise ValueError(f"{path}: not a readable image ({e})") from e
+
+
+def jpeg_ends_whole(path):
+    """True if a JPEG file's last bytes hold its end-of-image marker (FF D9), as a whole file's do."""
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - 64))
+        return b"\xff\xd9" in f.read()
 
 
 def check_pairs(pairs, crop_size=CROP_SIZE, load_size=LOAD_SIZE):

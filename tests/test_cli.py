@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import ENV, ROOT, RUN_FILES, program, run_cli, run_python
+from conftest import ENV, ROOT, RUN_FILES, program, run_cli, run_here, run_python
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_a_run_says_its_plan_and_time_and_prints_no_error_lines(short_run):
     (["--epoch", "3"], "unrecognized arguments: --epoch"),  # no abbreviations: a typo is no flag
     (["--max-epoch-steps", "-1"], "--max-epoch-steps must be >= 0"),
     (["--epochs", "-1"], "--epochs must be at least 1"),
-    (["--lambda", "-5"], "--lambda must be >= 0"),
+    (["--lambda", "-5"], "--lambda must be a finite number >= 0"),
     (["--hole-max", "40"], "--hole-max <= 28"),
     (["--out", "pix2pix.py"], "is an existing file"),
     (["--data", "docs/mnist_inpaint.png"], "is one image; give the folder of image pairs"),
@@ -77,6 +77,30 @@ def test_a_run_says_its_plan_and_time_and_prints_no_error_lines(short_run):
 def test_nonsense_flags_are_refused(args, message):
     result = run_cli(args)
     assert result.returncode == 2 and message in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lambda", "nan"], "--lambda must be a finite number >= 0, got nan"),
+    (["--lr", "inf"], "need --lr > 0"),
+    (["--seed", "-1"], "--seed must be between 0 and 2**32 - 1"),
+    (["--disc-layers", "-1"], "--disc-layers must be between 1 and 8"),
+    (["--verbose", "7"], "--verbose must be 0 (silent)"),
+])
+def test_nonsense_values_are_refused_before_anything_loads(args, message):
+    code, stderr = run_here(args)
+    assert code == 2 and message in stderr
+
+
+def test_evaluate_refuses_a_negative_limit_and_names_a_damaged_config(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "generator.keras").write_bytes(b"")
+    code, stderr = run_here(["evaluate", "--model", str(run), "--limit", "-5"])
+    assert code == 2 and "--limit must be >= 0" in stderr
+    for damaged in ('{"task": "inpaint",', "[]"):
+        (run / "config.json").write_text(damaged)
+        code, stderr = run_here(["evaluate", "--model", str(run)])
+        assert code == 2 and f"{run / 'config.json'} is not a run's settings" in stderr
 
 
 def test_import_has_no_side_effects(tmp_path):

@@ -120,6 +120,17 @@ def make_bad(kind, root):
         write_pairs(a, a, root)
         (root / "train" / "broken.jpg").write_text("this is not a JPEG")
         return str(root), "broken.jpg"
+    if kind in ("cut_short_png", "cut_short_jpg"):  # whole headers, the rest lost: fails only when decoded
+        write_pairs(a, a, root)
+        suffix = kind[-3:]
+        Image.fromarray(a[0]).save(root / "train" / f"cut.{suffix}")
+        data = (root / "train" / f"cut.{suffix}").read_bytes()
+        (root / "train" / f"cut.{suffix}").write_bytes(data[:len(data) // 2])
+        return str(root), f"cut.{suffix}"
+    if kind == "too_large":  # 20000x20000 pixels in a few kB: PIL refuses to decode it
+        write_pairs(a, a, root)
+        Image.new("1", (20000, 20000)).save(root / "train" / "huge.png")
+        return str(root), "huge.png"
     if kind == "odd_width":
         write_pairs(a, a, root)
         Image.fromarray(np.zeros((48, 95, 3), np.uint8)).save(root / "train" / "odd.png")
@@ -143,8 +154,8 @@ def make_bad(kind, root):
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "not_an_image", "odd_width", "sizes_differ", "no_partner",
-                                  "no_partner_in_a", "same_name_twice"])
+@pytest.mark.parametrize("kind", ["missing", "empty", "not_an_image", "cut_short_png", "cut_short_jpg", "too_large",
+                                  "odd_width", "sizes_differ", "no_partner", "no_partner_in_a", "same_name_twice"])
 def test_bad_folders_are_named_in_the_error(kind, tmp_path):
     folder, named = make_bad(kind, tmp_path)
     with pytest.raises((ValueError, FileNotFoundError)) as error:
@@ -268,6 +279,21 @@ def test_predict_refuses_bad_requests(trained, tmp_path):
     code, message = run_here(["predict", "--model", model, "--input", str(mixed), "--output", str(tmp_path / "o3")])
     assert code == 1 and "zz.png: not a readable image" in message
     assert not (tmp_path / "o3").exists()
+
+
+def test_predict_rewrites_its_own_outputs_but_never_a_users_file(trained, tmp_path):
+    model = str(trained / "run" / "generator.keras")
+    image = trained / "data" / "val" / sorted(os.listdir(trained / "data" / "val"))[0]
+    out = tmp_path / "out"
+    for _ in range(2):  # a second run rewrites what the first wrote
+        code, _ = run_here(["predict", "--model", model, "--input", str(image), "--output", str(out)])
+        assert code == 0 and (out / (image.stem + ".png")).exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / (image.stem + ".png")).write_bytes(b"the user's own picture")
+    code, message = run_here(["predict", "--model", model, "--input", str(image), "--output", str(mine)])
+    assert code == 1 and "which predict did not write" in message and image.stem + ".png" in message
+    assert (mine / (image.stem + ".png")).read_bytes() == b"the user's own picture"
 
 
 def test_predict_notes_inputs_that_look_like_the_other_kind(tmp_path, capsys):

@@ -305,21 +305,31 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(mnist_npz, tmp_path
 
 
 def test_two_runs_in_one_folder_the_second_is_refused_and_a_stale_lock_is_taken_over(mnist_npz, tmp_path, capsys):
+    import datetime
     import json
+    import socket
     out = tmp_path / "out"
     out.mkdir()
+    lock = out / "pix2pix.lock"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / "pix2pix.lock").write_text(json.dumps({"pid": sleeper.pid, "host": __import__("socket").gethostname(),
-                                                       "started": "2026-12-02T10:00:00"}))
+        time.sleep(1)
+        started = datetime.datetime.now().isoformat(timespec="seconds")  # written after its process started
+        lock.write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(), "started": started}))
         code, message = run_here(args(out, "--epochs", "1", data=mnist_npz))
         assert code == 1 and f"in use by another run: process {sleeper.pid}" in message
-        assert "started 2026-12-02T10:00:00" in message
+        assert f"started {started}" in message and f"delete {lock}" in message
+        # the same process id, but the process started after the lock: an id reused (a reboot), not the run
+        old = "2026-12-02T10:00:00"
+        lock.write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(), "started": old}))
+        code, _ = run_here(args(out, "--epochs", "1", data=mnist_npz))
+        assert code == 0 and "taking over" in capsys.readouterr().out and not lock.exists()
     finally:
         sleeper.kill()
         sleeper.wait()
-    code, _ = run_here(args(out, "--epochs", "1", data=mnist_npz))  # its process is gone now
-    assert code == 0 and "taking over" in capsys.readouterr().out and not (out / "pix2pix.lock").exists()
+    lock.write_text("null")  # valid JSON, but no lock: unreadable, taken over
+    code, _ = run_here(args(out, "--epochs", "2", "--resume", data=mnist_npz))
+    assert code == 0 and "taking over" in capsys.readouterr().out and not lock.exists()
 
 
 def test_a_full_disk_in_each_writer_leaves_the_earlier_file_whole(tmp_path):
