@@ -206,8 +206,13 @@ def load_generator(path):
     if what:
         raise ValueError(f"{path} is not a saved Keras model (.keras, a zip archive): it is {what}")
     try:
-        return keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many kinds, with long messages
         first_line = (str(e).strip().splitlines() or [""])[0][:200]
         raise ValueError(f"{path} is a zip archive but not a loadable Keras model ({type(e).__name__}: "
                          f"{first_line})") from e
+    shapes = [model.input_shape, model.output_shape]
+    if not all(isinstance(shape, tuple) and len(shape) == 4 for shape in shapes):
+        raise ValueError(f"{path} is a Keras model but not an image generator: it maps {shapes[0]} to {shapes[1]}, "
+                         f"not images [n, h, w, c] to images")
+    return model

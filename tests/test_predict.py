@@ -42,3 +42,12 @@ def test_a_file_that_is_no_generator_is_refused_in_one_line(tmp_path, content, w
     with pytest.raises(ValueError, match="is not a saved Keras model") as error:
         load_generator(str(path))
     assert what in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_keras_model_that_is_no_image_generator_is_refused_in_one_line(tmp_path):
+    import keras
+    path = str(tmp_path / "classifier.keras")
+    keras.Sequential([keras.Input((10,)), keras.layers.Dense(3)]).save(path)
+    with pytest.raises(ValueError, match="is a Keras model but not an image generator") as error:
+        load_generator(path)
+    assert "(None, 10)" in str(error.value) and "\n" not in str(error.value)
