@@ -89,8 +89,8 @@ TRAINING_HELP = {
     "disc_filters": "filters of the PatchGAN's first layer, doubled per stride-2 layer (default: {paper} for "
                     "image folders, the paper's; {mnist} for MNIST tasks, where the paper's width holds most of the "
                     "step's arithmetic and half of it scores the same, docs/results.md; 64 for edges2fashion)",
-    "disc_layers": "stride-2 layers of the PatchGAN (0: by image size, 2 for 28x28 = 34x34 patches, 3 for "
-                   "256x256 = the paper's 70x70)",
+    "disc_layers": "stride-2 layers of the PatchGAN (0: the paper's 3 = 70x70 patches, fewer for images under 17 "
+                   "pixels; 2 = 34x34, 1 = 16x16)",
     "hole_min": "smallest side of the square hole, pixels (default: {mnist} for MNIST; a quarter of the crop's "
                 "shorter side for --task inpaint on photos)",
     "hole_max": "largest side of the square hole, pixels (default: {mnist} for MNIST; half the crop's shorter "
@@ -184,6 +184,12 @@ def parse_args(argv=None, prog="pix2pix.py", defaults=None):
     except (ValueError, OSError) as e:
         parser.error(str(e))
     check_config(cfg, parser.error)
+    typed = sys.argv[1:] if argv is None else argv
+    folder_only = [f for f in map(flag, ("crop_size", "load_size", "direction", "no_flip"))
+                   if any(a == f or a.startswith(f + "=") for a in typed)]
+    if folder_only and not (cfg.task is None or is_pair_folder(cfg.data)):
+        print(f"note: {', '.join(folder_only)} appl{'ies' if len(folder_only) == 1 else 'y'} to folders of images "
+              f"only; MNIST's digits are used at 28x28 as they are")
     return cfg
 
 

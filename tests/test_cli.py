@@ -109,3 +109,11 @@ def test_import_has_no_side_effects(tmp_path):
     result = run_python(["-c", script], cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_folder_flags_given_for_mnist_get_a_note(capsys):
+    import cli
+    cli.parse_args(["--crop-size", "64", "--no-flip"])
+    assert "note: --crop-size, --no-flip apply to folders of images only" in capsys.readouterr().out
+    cli.parse_args(["--epochs", "2"])
+    assert capsys.readouterr().out == ""
