@@ -108,19 +108,25 @@ def patch_discriminator(img_shape=(28, 28, 1), target_channels=None, filters=64,
     Conv layers only (no Flatten, no Dense), so any image size gives a grid of patches. `n_layers`
     stride-2 blocks C_k (4x4 conv, BatchNorm except on the first, LeakyReLU 0.2), then one stride-1
     block and a 1-channel conv (both 4x4, padding 1, as in the paper). Each patch's receptive field
-    (see `receptive_field`): n_layers=3 -> 70x70, the paper's default at 256x256; 2 -> 34x34;
-    1 -> 16x16. Default (None): 3 for images of 64 pixels and more, else 2. At 28x28 that gives
-    34x34 patches in a 5x5 grid: a patch must see a hole of up to 15 pixels together with the
-    strokes around it to judge whether the fill continues them, and 16x16 patches cannot.
+    (see `receptive_field`): n_layers=3 -> 70x70, the paper's default; 2 -> 34x34; 1 -> 16x16.
+    Default (None): the paper's 3, or fewer for images too small to leave a grid of logits (under
+    17 pixels a side). At 28x28 three layers give a 2x2 grid of 70x70 patches, each of which sees
+    the whole pair: on MNIST inpainting that made the fills more real than 34x34 patches (two
+    layers) did, at the same cost (docs/results.md).
     """
     height, width, channels = img_shape
-    n_layers = n_layers or (3 if min(height, width) >= 64 else 2)
+    grid = lambda n: -(-min(height, width) // 2 ** n) - 2  # noqa: E731  logits per side with n stride-2 layers
+    n_layers = n_layers or next((n for n in (3, 2, 1) if grid(n) >= 1), 1)
+    if grid(n_layers) < 1:
+        fits = max((n for n in (1, 2, 3, 4, 5, 6, 7, 8) if grid(n) >= 1), default=0)
+        raise ValueError(f"image {height}x{width} is too small for a PatchGAN with {n_layers} stride-2 layers"
+                         + (f"; at most {fits} fit" if fits else ": it needs sides of at least 5 pixels"))
     normal = lambda mean=0.0: keras.initializers.RandomNormal(mean, 0.02)  # noqa: E731  the paper's init
     src = keras.Input(img_shape, name="src")
     target = keras.Input((height, width, target_channels or channels), name="target")
     # D judges (input, output) pairs, not outputs alone: this is what makes the GAN conditional.
     x = layers.Concatenate()([src, target]) if conditional else target  # [n, 28, 28, 1 + 1]
-    for i in range(n_layers + 1):                       # -> [n, 14, 14, 64] -> [n, 7, 7, 128] -> [n, 6, 6, 256]
+    for i in range(n_layers + 1):  # -> [n, 14, 14, 64] -> [n, 7, 7, 128] -> [n, 4, 4, 256] -> [n, 3, 3, 512]
         stride = 2 if i < n_layers else 1
         if stride == 1:
             x = layers.ZeroPadding2D(1)(x)              # the paper's padding 1 on the stride-1 convs
@@ -131,10 +137,7 @@ def patch_discriminator(img_shape=(28, 28, 1), target_channels=None, filters=64,
         x = layers.LeakyReLU(0.2)(x)
     x = layers.ZeroPadding2D(1)(x)
     logits = layers.Conv2D(1, 4, kernel_initializer=normal(), dtype="float32",
-                           name="patch_logits")(x)      # -> [n, 5, 5, 1]
-    if min(logits.shape[1:3]) < 1:
-        raise ValueError(f"image {height}x{width} is too small for a PatchGAN with {n_layers} "
-                         f"stride-2 layers; use fewer layers")
+                           name="patch_logits")(x)      # -> [n, 2, 2, 1]
     return keras.Model([src, target] if conditional else target, logits,
                        name=f"patchgan_{n_layers}" + ("" if conditional else "_unconditional"))
 

@@ -156,16 +156,16 @@ def test_quality_variants_times_epochs_of_each_variant_in_turn(mnist_npz, tmp_pa
 
 def test_quality_variants_name_their_nets_so_a_new_preset_leaves_them_as_measured():
     """Every variant but "default" fixes both nets' widths and the learning rate: a row measured on
-    12-02 must train the same run after Config.mnist() changes (the "today" row once trained the
-    later, narrower U-Net)."""
+    12-02 must train the same run after Config.mnist() or a builder's default changes (the "today"
+    row once trained the later, narrower U-Net)."""
     import quality_variants
     import task_scores
     for name, (_, changes) in quality_variants.VARIANTS.items():
         if name != "default":
-            assert {"gen_filters", "gen_max_filters", "disc_filters", "lr"} <= set(changes), name
+            assert {"gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "lr"} <= set(changes), name
     for name, changes in task_scores.SETTINGS.items():
         if name != "preset":
-            assert {"gen_filters", "gen_max_filters", "disc_filters", "lr"} <= set(changes), name
+            assert {"gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "lr"} <= set(changes), name
     assert quality_variants.VARIANTS["today"][1]["gen_filters"] == 64
 
 

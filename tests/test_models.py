@@ -70,8 +70,19 @@ def test_discriminator_is_conv_only_and_returns_patch_grid():
     assert not kinds & {"Dense", "Flatten", "GlobalAveragePooling2D"}
     src = tf.zeros((2, 28, 28, 1))
     logits = discriminator([src, src]).numpy()
-    assert logits.shape == (2, 5, 5, 1)          # a grid of patch logits, not one number
-    assert receptive_field(discriminator) == 34  # the 28x28 default: 34x34 patches
+    assert logits.shape == (2, 2, 2, 1)          # a grid of patch logits, not one number
+    assert receptive_field(discriminator) == 70  # the paper's default, 3 stride-2 layers, at 28x28 too
+
+
+def test_discriminator_takes_fewer_layers_only_where_three_leave_no_grid():
+    assert patch_discriminator((17, 17, 1), filters=4).output_shape == (None, 1, 1, 1)
+    for side, layers_needed, grid in ((16, 2, 2), (8, 1, 2), (5, 1, 1)):
+        discriminator = patch_discriminator((side, side, 1), filters=4)
+        assert discriminator.name == f"patchgan_{layers_needed}"
+        assert discriminator.output_shape == (None, grid, grid, 1)
+    assert patch_discriminator((28, 28, 1), filters=4, n_layers=2).output_shape == (None, 5, 5, 1)
+    with pytest.raises(ValueError, match="too small"):
+        patch_discriminator((4, 4, 1), filters=4)
 
 
 def test_discriminator_70x70_at_256():
