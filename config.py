@@ -19,8 +19,9 @@ LOSSES = ("l1+cgan", "l1+gan", "cgan", "gan", "l1")  # the paper's Table 1 rows;
 TASKS = ("inpaint", "edges2digit", "denoise", "superres", "edges2fashion")  # MNIST-sized tasks (tasks.py)
 # edges2fashion's own settings in Config.mnist: the paper's first-layer width (a U-Net of 64 to 256
 # filters, a PatchGAN of 64), which beat the digits' half-width nets on every score at 8 epochs, and
-# the paper's learning rate, with which that was measured (docs/results.md).
-FASHION = dict(gen_filters=64, gen_max_filters=256, disc_filters=64, lr=2e-4)
+# the paper's learning rate, with which that was measured (docs/results.md), as was its PatchGAN of
+# 2 stride-2 layers (34x34 patches; the digits' 70x70 patches were not measured on shoes and bags).
+FASHION = dict(gen_filters=64, gen_max_filters=256, disc_filters=64, disc_layers=2, lr=2e-4)
 PHOTO_TASKS = ("inpaint", "colorize", "edges", "denoise", "superres")  # --data a folder of single photos
 DIRECTIONS = ("AtoB", "BtoA")  # image folders: which side is the input
 STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute (distribute.py)
@@ -103,9 +104,9 @@ class Config:
         benchmarks/quality_variants.py). The PatchGAN keeps the paper's 70x70 patches (its builder's
         default), larger than a digit: judging whole digits made the fills more real than 34x34
         patches, and its epochs take 1.15x as long, so the run has 48 epochs instead of 56, the same
-        minutes. edges2fashion keeps the wider nets and the paper's rate (FASHION): shoes and bags
-        have texture that the narrow nets miss. Like every Config it computes in bfloat16 where the
-        CPU or GPU has it (precision "auto": the same scores, docs/speed.md)."""
+        minutes. edges2fashion keeps the wider nets, the paper's rate and 34x34 patches (FASHION):
+        shoes and bags have texture that the narrow nets miss. Like every Config it computes in
+        bfloat16 where the CPU or GPU has it (precision "auto": the same scores, docs/speed.md)."""
         lesson = dict(task="inpaint", epochs=48, max_epoch_steps=70, batch_size=64, l1_weight=1000.0,
                       gen_filters=32, gen_max_filters=128, disc_filters=32, lr=8e-4, val_size=500, ema=0.99)
         if changes.get("task") == "edges2fashion":
