@@ -112,7 +112,7 @@ def patch_discriminator(img_shape=(28, 28, 1), target_channels=None, filters=64,
     Default (None): the paper's 3, or fewer for images too small to leave a grid of logits (under
     17 pixels a side). At 28x28 three layers give a 2x2 grid of 70x70 patches, each of which sees
     the whole pair: on MNIST inpainting that made the fills more real than 34x34 patches (two
-    layers) did, at the same cost (docs/results.md).
+    layers) did, for about 1.15x the step's time (docs/results.md).
     """
     height, width, channels = img_shape
     grid = lambda n: -(-min(height, width) // 2 ** n) - 2  # noqa: E731  logits per side with n stride-2 layers
