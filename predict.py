@@ -21,7 +21,6 @@ the run at a time); "eval" turns dropout off and uses BatchNorm's moving average
 follow the last few images only) and "eval" for larger batches. Either way BatchNorm's moving
 statistics are never changed.
 """
-import json
 import os
 
 import keras
@@ -29,7 +28,7 @@ import numpy as np
 
 from config import IMAGE_SUFFIXES, INFERENCE_MODES, PHOTO_TASKS, TASKS, WHOLE_IMAGE_PIXELS, RunFiles, is_pair_folder
 from folder_ds import image_files, image_info, prepare, read_image
-from utils import check_images, load_generator, write_json
+from utils import check_images, load_generator
 from visual import save_image, to_uint8
 
 CHUNK = 16  # images read and translated at a time
@@ -163,13 +162,12 @@ def input_files(path):
     return files
 
 
-WRITTEN_LIST = ".pix2pix_predict.json"  # in --output: the PNGs that predict wrote there, free to rewrite
+SOFTWARE = "pix2pix predict"  # the "Software" text of the PNGs predict writes: those it may rewrite
 
 
 def output_paths(files, folder):
     """PNG paths in `folder` named after `files`; ValueError if two would collide, or one would
-    overwrite an input or a file that predict did not write there (the user's own: WRITTEN_LIST
-    names the ones it did)."""
+    overwrite an input or a file that predict did not write (the user's own: see written_by_predict)."""
     outputs = [os.path.join(folder, os.path.splitext(os.path.basename(f))[0] + ".png") for f in files]
     seen = {}
     for source, out in zip(files, outputs):
@@ -180,8 +178,7 @@ def output_paths(files, folder):
     clash = next((out for out in outputs if os.path.realpath(out) in inputs), None)
     if clash:
         raise ValueError(f"--output would overwrite the input {clash}; choose another --output folder")
-    ours = set(read_written(folder))
-    theirs = [out for out in outputs if os.path.exists(out) and os.path.basename(out) not in ours]
+    theirs = [out for out in outputs if os.path.exists(out) and not written_by_predict(out)]
     if theirs:
         more = f" (and {len(theirs) - 1} more)" if len(theirs) > 1 else ""
         raise ValueError(f"--output would overwrite {theirs[0]}{more}, which predict did not write; "
@@ -189,20 +186,14 @@ def output_paths(files, folder):
     return outputs
 
 
-def read_written(folder):
-    """The file names that predict wrote into `folder` (WRITTEN_LIST), [] if none or unreadable."""
+def written_by_predict(path):
+    """True if `path` is a PNG that predict wrote (its "Software" text field says SOFTWARE)."""
+    from PIL import Image
     try:
-        with open(os.path.join(folder, WRITTEN_LIST)) as f:
-            names = json.load(f)
-        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
-    except (OSError, ValueError):
-        return []
-
-
-def note_written(folder, outputs):
-    """Add `outputs` to the folder's WRITTEN_LIST (written atomically)."""
-    names = sorted(set(read_written(folder)) | {os.path.basename(p) for p in outputs})
-    write_json(names, os.path.join(folder, WRITTEN_LIST))
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.text.get("Software") == SOFTWARE
+    except (OSError, ValueError, SyntaxError):
+        return False
 
 
 def check_inputs(files, img_shape, load_size=286, pairs=False):
@@ -320,7 +311,7 @@ def translate_resized(generator, files, outputs, settings, pairs, mode, batch_si
                                              photos=is_photo_settings(settings)).items():
             unusual[kind] += [files[start + i] for i in indices]
         for image, path in zip(to_uint8(translate(generator, src, batch_size, mode)), outputs[chunk]):
-            save_image(image, path)
+            save_image(image, path, software=SOFTWARE)
     return unusual
 
 
@@ -336,7 +327,7 @@ def translate_full_size(generator, files, outputs, settings, pairs, mode, batch_
                                              photos=is_photo_settings(settings)).items():
             unusual[kind] += [path] if found else []
         fake = translate_image(model, src, train_size, step, tile, mode, batch_size)
-        save_image(to_uint8(fake[None])[0], output)
+        save_image(to_uint8(fake[None])[0], output, software=SOFTWARE)
     return unusual
 
 
@@ -391,7 +382,6 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False, siz
     print(f"Translating {len(files)} image(s) {where} with {model_path} "
           f"({mode} mode: {'dropout on, batch statistics' if mode == 'paper' else 'no dropout, moving averages'})")
     os.makedirs(output_folder, exist_ok=True)
-    note_written(output_folder, outputs)  # first: an interrupted run's PNGs may be rewritten by the next
     if size == "train":
         unusual = translate_resized(generator, files, outputs, settings, pairs, mode, batch_size)
     else:

@@ -5,6 +5,7 @@ import os
 import keras
 import numpy as np
 from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 
 from utils import atomic_path, write_json
 
@@ -44,9 +45,9 @@ def sample_grid(src, fake, target, pairs_per_row=2, scale=None, gap=4):
     return grid
 
 
-def save_image(array, path, title=None):
+def save_image(array, path, title=None, software=None):
     """Write a uint8 [H, W] / [H, W, 1] / [H, W, 3] array as PNG, atomically, with an optional
-    one-line title strip above it."""
+    one-line title strip above it; `software` is written into the PNG's "Software" text field."""
     array = array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
     image = Image.fromarray(array)
     if title:
@@ -54,8 +55,11 @@ def save_image(array, path, title=None):
         titled.paste(image, (0, 16))
         ImageDraw.Draw(titled).text((4, 2), title, fill="black")
         image = titled
+    info = PngInfo()
+    if software:
+        info.add_text("Software", software)
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", pnginfo=info)
 
 
 def save_gif(png_paths, path, seconds_per_frame=0.5):

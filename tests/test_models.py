@@ -208,12 +208,13 @@ def test_presets_say_which_defaults_and_scale_the_unet_to_small_crops():
     assert Config.paper(crop_size=64, gen_max_filters=512).gen_max_filters == 512   # a flag wins
     lesson = Config.mnist()
     assert (lesson.task, lesson.epochs, lesson.max_epoch_steps, lesson.batch_size, lesson.l1_weight) == (
-        "inpaint", 56, 70, 64, 1000.0)
+        "inpaint", 48, 70, 64, 1000.0)
     assert (lesson.gen_filters, lesson.gen_max_filters, Config.paper().gen_filters) == (32, 128, 64)
     assert (lesson.disc_filters, Config.paper().disc_filters) == (32, 64)
     assert (lesson.lr, Config.paper().lr) == (8e-4, 2e-4)
     fashion = Config.mnist(task="edges2fashion")  # shoes and bags keep the wider nets; a flag still wins
     assert (fashion.gen_filters, fashion.gen_max_filters, fashion.disc_filters, fashion.lr) == (64, 256, 64, 2e-4)
+    assert (lesson.disc_layers, fashion.disc_layers) == (0, 2)  # the digits: the builder's (the paper's) 3
     assert Config.mnist(task="edges2fashion", disc_filters=16).disc_filters == 16
     assert (lesson.ema, lesson.precision, lesson.no_paste) == (0.99, "auto", False)
     assert (Config().ema, Config().precision) == (0.0, "auto")  # the paper's no averaging; bf16 where native
