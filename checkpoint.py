@@ -182,12 +182,13 @@ def holder_is_alive(holder):
     if holder["host"] != socket.gethostname():
         return True
     try:
-        os.kill(int(holder["pid"]), 0)
+        pid = int(holder["pid"])
+        os.kill(pid, 0)
     except (ProcessLookupError, ValueError, TypeError):  # gone, or no process id at all
         return False
     except PermissionError:  # it runs, as another user
         pass
-    started = process_start_time(int(holder["pid"]))
+    started = process_start_time(pid)
     try:
         locked = datetime.datetime.fromisoformat(str(holder["started"])).timestamp()
     except ValueError:
