@@ -89,8 +89,10 @@ TRAINING_HELP = {
     "disc_filters": "filters of the PatchGAN's first layer, doubled per stride-2 layer (default: {paper} for "
                     "image folders, the paper's; {mnist} for MNIST tasks, where the paper's width holds most of the "
                     "step's arithmetic and half of it scores the same, docs/results.md; 64 for edges2fashion)",
-    "disc_layers": "stride-2 layers of the PatchGAN (0: the paper's 3 = 70x70 patches, fewer for images under 17 "
-                   "pixels; 2 = 34x34, 1 = 16x16)",
+    "disc_layers": "stride-2 layers of the PatchGAN: 0 = the paper's 3 (70x70 patches; fewer for images under 17 "
+                   "pixels), 2 = 34x34, 1 = 16x16 (default: 0 for image folders and the digit tasks; 2 for "
+                   "denoise and edges2fashion, measured better there: docs/results.md)",
+    "disc_max_filters": "cap on the PatchGAN's filters (paper: 512, reached by its stride-1 block)",
     "hole_min": "smallest side of the square hole, pixels (default: {mnist} for MNIST; a quarter of the crop's "
                 "shorter side for --task inpaint on photos)",
     "hole_max": "largest side of the square hole, pixels (default: {mnist} for MNIST; half the crop's shorter "
@@ -124,7 +126,7 @@ TRAINING_HELP = {
 # --task is checked by choose_preset, which knows whether it is an MNIST or a photo task
 CHOICES = {"loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS}
 BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_filters", "gen_max_filters",
-           "disc_filters", "lr", "hole_min", "hole_max", "ema", "precision")
+           "disc_filters", "disc_layers", "lr", "hole_min", "hole_max", "ema", "precision")
 SIZE_FLAGS = ("crop_size", "load_size")  # N or HxW (config.size_hw)
 
 
@@ -215,7 +217,8 @@ def choose_preset(data, task=None):
 
 def check_config(cfg, error):
     """Call error(message) for values that cannot work."""
-    for name in ("epochs", "batch_size", "val_size", "gen_filters", "disc_filters", "gen_max_filters"):
+    for name in ("epochs", "batch_size", "val_size", "gen_filters", "disc_filters", "gen_max_filters",
+                 "disc_max_filters"):
         if getattr(cfg, name) < 1:
             error(f"{flag(name)} must be at least 1, got {getattr(cfg, name)}")
     if not cfg.l1_weight >= 0 or math.isinf(cfg.l1_weight):  # "not >=": NaN fails it too

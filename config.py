@@ -17,11 +17,15 @@ from dataclasses import dataclass
 
 LOSSES = ("l1+cgan", "l1+gan", "cgan", "gan", "l1")  # the paper's Table 1 rows; l1+cgan is pix2pix
 TASKS = ("inpaint", "edges2digit", "denoise", "superres", "edges2fashion")  # MNIST-sized tasks (tasks.py)
-# edges2fashion's own settings in Config.mnist: the paper's first-layer width (a U-Net of 64 to 256
-# filters, a PatchGAN of 64), which beat the digits' half-width nets on every score at 8 epochs, and
-# the paper's learning rate, with which that was measured (docs/results.md), as was its PatchGAN of
-# 2 stride-2 layers (34x34 patches; the digits' 70x70 patches were not measured on shoes and bags).
+# Tasks whose own settings in Config.mnist differ from the inpainting preset's, each measured
+# (docs/results.md). edges2fashion: the paper's first-layer width (a U-Net of 64 to 256 filters, a
+# PatchGAN of 64), which beat the digits' half-width nets on every score at 8 epochs, and the paper's
+# learning rate, with which that was measured, as was its PatchGAN of 2 stride-2 layers (34x34
+# patches; the digits' 70x70 patches were not measured on shoes and bags). denoise: 34x34 patches,
+# which drew more real digits than 70x70 ones on two seeds (the noise is everywhere: the small
+# patches judge each stroke's cleanness, the large ones the whole digit).
 FASHION = dict(gen_filters=64, gen_max_filters=256, disc_filters=64, disc_layers=2, lr=2e-4)
+TASK_PRESETS = {"edges2fashion": FASHION, "denoise": dict(disc_layers=2)}
 PHOTO_TASKS = ("inpaint", "colorize", "edges", "denoise", "superres")  # --data a folder of single photos
 DIRECTIONS = ("AtoB", "BtoA")  # image folders: which side is the input
 STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute (distribute.py)
@@ -58,6 +62,7 @@ class Config:
     gen_max_filters: int = 512    # cap on the U-Net's filters; the paper: 512
     disc_filters: int = 64        # filters of the PatchGAN's first layer
     disc_layers: int = 0          # stride-2 layers of the PatchGAN (0: the paper's 3, fewer for tiny images)
+    disc_max_filters: int = 512   # cap on the PatchGAN's filters; the paper: 512
     hole_min: int = HOLE_SIZES[0]  # inpainting: smallest side of the square hole
     hole_max: int = HOLE_SIZES[1]  # inpainting: largest side
     no_paste: bool = False        # inpainting: G redraws the known pixels too (default: pasted back, unet keep_known)
@@ -105,12 +110,11 @@ class Config:
         default), larger than a digit: judging whole digits made the fills more real than 34x34
         patches, and its epochs take 1.15x as long, so the run has 48 epochs instead of 56, the same
         minutes. edges2fashion keeps the wider nets, the paper's rate and 34x34 patches (FASHION):
-        shoes and bags have texture that the narrow nets miss. Like every Config it computes in
+        shoes and bags have texture that the narrow nets miss; denoise keeps 34x34 patches too (TASK_PRESETS). Like every Config it computes in
         bfloat16 where the CPU or GPU has it (precision "auto": the same scores, docs/speed.md)."""
         lesson = dict(task="inpaint", epochs=48, max_epoch_steps=70, batch_size=64, l1_weight=1000.0,
                       gen_filters=32, gen_max_filters=128, disc_filters=32, lr=8e-4, val_size=500, ema=0.99)
-        if changes.get("task") == "edges2fashion":
-            lesson.update(FASHION)
+        lesson.update(TASK_PRESETS.get(changes.get("task"), {}))
         return cls(**{**lesson, **changes})
 
     def replace(self, **changes):

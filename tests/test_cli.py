@@ -117,3 +117,10 @@ def test_folder_flags_given_for_mnist_get_a_note(capsys):
     assert "note: --crop-size, --no-flip apply to folders of images only" in capsys.readouterr().out
     cli.parse_args(["--epochs", "2"])
     assert capsys.readouterr().out == ""
+
+
+def test_task_presets_reach_the_command_line():
+    import cli
+    fashion, denoise, digits = (cli.parse_args(["--task", task]) for task in ("edges2fashion", "denoise", "inpaint"))
+    assert (fashion.disc_layers, fashion.disc_filters, denoise.disc_layers, digits.disc_layers) == (2, 64, 2, 0)
+    assert cli.parse_args(["--task", "denoise", "--disc-layers", "3"]).disc_layers == 3  # a flag wins

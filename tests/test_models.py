@@ -215,6 +215,7 @@ def test_presets_say_which_defaults_and_scale_the_unet_to_small_crops():
     fashion = Config.mnist(task="edges2fashion")  # shoes and bags keep the wider nets; a flag still wins
     assert (fashion.gen_filters, fashion.gen_max_filters, fashion.disc_filters, fashion.lr) == (64, 256, 64, 2e-4)
     assert (lesson.disc_layers, fashion.disc_layers) == (0, 2)  # the digits: the builder's (the paper's) 3
+    assert Config.mnist(task="denoise").disc_layers == 2  # 34x34 patches drew more real digits there
     assert Config.mnist(task="edges2fashion", disc_filters=16).disc_filters == 16
     assert (lesson.ema, lesson.precision, lesson.no_paste) == (0.99, "auto", False)
     assert (Config().ema, Config().precision) == (0.0, "auto")  # the paper's no averaging; bf16 where native
