@@ -86,8 +86,8 @@ def restore_checkpoint(model, path):
 # --precision too: fp16's LossScaleOptimizers save their state in another layout, which Keras would skip.
 RESUME_MUST_MATCH = ("task", "max_epoch_steps", "batch_size", "loss", "l1_weight", "lr", "beta_1", "data", "seed",
                      "val_size", "limit", "gen_filters", "gen_max_filters", "disc_filters", "disc_layers",
-                     "hole_min", "hole_max", "direction", "load_size", "crop_size", "no_flip", "precision",
-                     "no_paste", "ema")
+                     "disc_max_filters", "hole_min", "hole_max", "direction", "load_size", "crop_size", "no_flip",
+                     "precision", "no_paste", "ema")
 
 # What a checkpoint saved before a setting existed ran with, where that is not today's default.
 SAVED_BEFORE_THE_FLAG = {"precision": "fp32"}

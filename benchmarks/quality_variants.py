@@ -103,6 +103,9 @@ VARIANTS = {
                        dict(PATCH70, shift=2)),
     "default+d2step": ("the 70x70-patch preset with two D steps on each batch before G's step (more time per step)",
                        dict(PATCH70, d_steps=2)),
+    "default+dmax128": ("the 70x70-patch preset with the PatchGAN's filters capped at 128: its stride-1 block "
+                        "(128 -> 256 filters on 4x4 maps) was the step's dearest convolution, a quarter of its "
+                        "oneDNN time", dict(PATCH70, disc_max_filters=128)),
 }
 # Settings that a variant may change but Config has not (tried and rejected, so never made flags):
 # applied by extra_settings around pix2pix.build_model.
