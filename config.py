@@ -110,8 +110,9 @@ class Config:
         default), larger than a digit: judging whole digits made the fills more real than 34x34
         patches, and its epochs take 1.15x as long, so the run has 48 epochs instead of 56, the same
         minutes. edges2fashion keeps the wider nets, the paper's rate and 34x34 patches (FASHION):
-        shoes and bags have texture that the narrow nets miss; denoise keeps 34x34 patches too (TASK_PRESETS). Like every Config it computes in
-        bfloat16 where the CPU or GPU has it (precision "auto": the same scores, docs/speed.md)."""
+        shoes and bags have texture that the narrow nets miss; denoise keeps 34x34 patches too
+        (TASK_PRESETS). Like every Config it computes in bfloat16 where the CPU or GPU has it
+        (precision "auto": the same scores, docs/speed.md)."""
         lesson = dict(task="inpaint", epochs=48, max_epoch_steps=70, batch_size=64, l1_weight=1000.0,
                       gen_filters=32, gen_max_filters=128, disc_filters=32, lr=8e-4, val_size=500, ema=0.99)
         lesson.update(TASK_PRESETS.get(changes.get("task"), {}))

@@ -218,7 +218,8 @@ def build_model(cfg, img_shape=(28, 28, 1), target_channels=None):
                                    max_filters=cfg.gen_max_filters,
                                    keep_known=cfg.task == "inpaint" and not cfg.no_paste),
                     discriminator=patch_discriminator(img_shape, target_channels, filters=cfg.disc_filters,
-                                                      n_layers=cfg.disc_layers or None, max_filters=cfg.disc_max_filters,
+                                                      n_layers=cfg.disc_layers or None,
+                                                      max_filters=cfg.disc_max_filters,
                                                       conditional=cfg.loss.endswith("cgan")),
                     l1_weight=cfg.l1_weight, loss=cfg.loss, ema=cfg.ema)
     distribute.adapt_to_strategy(model)

@@ -180,10 +180,14 @@ def output_paths(files, folder):
         raise ValueError(f"--output would overwrite the input {clash}; choose another --output folder")
     theirs = [out for out in outputs if os.path.exists(out) and not written_by_predict(out)]
     if theirs:
-        more = f" (and {len(theirs) - 1} more)" if len(theirs) > 1 else ""
-        raise ValueError(f"--output would overwrite {theirs[0]}{more}, which predict did not write; "
+        raise ValueError(f"--output would overwrite {first_and_count(theirs)}, which predict did not write; "
                          f"choose another --output folder, or move the file")
     return outputs
+
+
+def first_and_count(names):
+    """The first of `names`, and how many more there are: "a.png (and 2 more)"."""
+    return names[0] + (f" (and {len(names) - 1} more)" if len(names) > 1 else "")
 
 
 def written_by_predict(path):
@@ -215,9 +219,8 @@ def check_inputs(files, img_shape, load_size=286, pairs=False):
         if load_size and abs(input_width * height - file_height * width) > 0.01 * file_height * width:
             reshaped.append(f"{path} ({input_width}x{file_height})")
     if reshaped:
-        print(f"note: {reshaped[0]}{f' and {len(reshaped) - 1} more' if len(reshaped) > 1 else ''} will be "
-              f"resized to the generator's {width}x{height}, which changes the aspect ratio; crop them to "
-              f"{width}:{height} first to keep their proportions")
+        print(f"note: {first_and_count(reshaped)} will be resized to the generator's {width}x{height}, which "
+              f"changes the aspect ratio; crop them to {width}:{height} first to keep their proportions")
     if pairs and not all(double_wide):
         print(f"note: with --pairs each image is cut in two halves, but {files[double_wide.index(False)]} is "
               f"not twice as wide as high; drop --pairs if the inputs are single images")
@@ -292,9 +295,9 @@ def check_full_size(files, load_size=286, pairs=False, tile=0):
         if load_size and max(width, height) > 2 * load_size:
             scaled.append(f"{path} ({width}x{height})")
     if scaled:
-        print(f"note: the run resized its training images to {load_size}x{load_size}, but {scaled[0]}"
-              f"{f' and {len(scaled) - 1} more' if len(scaled) > 1 else ''} is translated at its own size, "
-              f"where things look larger than in training; downscale it first, or use --size train")
+        print(f"note: the run resized its training images to {load_size}x{load_size}, but {first_and_count(scaled)} "
+              f"is translated at its own size, where things look larger than in training; downscale it first, or "
+              f"use --size train")
 
 
 def translate_resized(generator, files, outputs, settings, pairs, mode, batch_size):
@@ -388,7 +391,6 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False, siz
         unusual = translate_full_size(generator, files, outputs, settings, pairs, mode, batch_size, tile)
     for kind, names in unusual.items():
         if names:
-            more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
-            print(f"note: {names[0]}{more} {UNUSUAL[kind]}")
+            print(f"note: {first_and_count(names)} {UNUSUAL[kind]}")
     print(f"Wrote {len(outputs)} PNG(s) into {output_folder}")
     return outputs

@@ -290,9 +290,11 @@ def test_predict_rewrites_its_own_outputs_but_never_a_users_file(trained, tmp_pa
         assert code == 0 and (out / (image.stem + ".png")).exists()
     mine = tmp_path / "mine"
     mine.mkdir()
-    (mine / (image.stem + ".png")).write_bytes(b"the user's own picture")
-    code, message = run_here(["predict", "--model", model, "--input", str(image), "--output", str(mine)])
-    assert code == 1 and "which predict did not write" in message and image.stem + ".png" in message
+    for name in sorted(os.listdir(trained / "data" / "val"))[:2]:  # two of the user's files in the way
+        (mine / (os.path.splitext(name)[0] + ".png")).write_bytes(b"the user's own picture")
+    code, message = run_here(["predict", "--model", model, "--input", str(trained / "data" / "val"),
+                              "--output", str(mine)])
+    assert code == 1 and "which predict did not write" in message and image.stem + ".png (and 1 more)" in message
     assert (mine / (image.stem + ".png")).read_bytes() == b"the user's own picture"
 
 
