@@ -70,25 +70,25 @@ def test_a_run_says_its_plan_and_time_and_prints_no_error_lines(short_run):
     (["--max-epoch-steps", "-1"], "--max-epoch-steps must be >= 0"),
     (["--epochs", "-1"], "--epochs must be at least 1"),
     (["--lambda", "-5"], "--lambda must be a finite number >= 0"),
-    (["--hole-max", "40"], "--hole-max <= 28"),
-    (["--out", "pix2pix.py"], "is an existing file"),
-    (["--data", "docs/mnist_inpaint.png"], "is one image; give the folder of image pairs"),
-])
-def test_nonsense_flags_are_refused(args, message):
-    result = run_cli(args)
-    assert result.returncode == 2 and message in result.stderr
-
-
-@pytest.mark.parametrize("args, message", [
     (["--lambda", "nan"], "--lambda must be a finite number >= 0, got nan"),
     (["--lr", "inf"], "need --lr > 0"),
     (["--seed", "-1"], "--seed must be between 0 and 2**32 - 1"),
     (["--disc-layers", "-1"], "--disc-layers must be between 1 and 8"),
     (["--verbose", "7"], "--verbose must be 0 (silent)"),
+    (["--hole-max", "40"], "--hole-max <= 28"),
+    (["--out", "pix2pix.py"], "is an existing file"),
+    (["--data", "docs/mnist_inpaint.png"], "is one image; give the folder of image pairs"),
 ])
-def test_nonsense_values_are_refused_before_anything_loads(args, message):
+def test_nonsense_flags_are_refused(args, message):
     code, stderr = run_here(args)
     assert code == 2 and message in stderr
+
+
+def test_a_refusal_ends_the_program_before_tensorflow_loads():
+    result = run_cli(["--epochs", "-1", "--lambda", "-5"])  # a fresh process, as a user meets it
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last == "pix2pix.py: error: --epochs must be at least 1, got -1"
+    assert "Traceback" not in result.stderr and "tensorflow" not in result.stderr.lower()
 
 
 def test_evaluate_refuses_a_negative_limit_and_names_a_damaged_config(tmp_path):
