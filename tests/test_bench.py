@@ -275,3 +275,18 @@ def test_mnist_wide_times_the_old_presets_nets_next_to_todays():
     assert bench_train.ratios(rows) == {"mnist: bf16 / compiled of mnist-wide": 3.0}
     with pytest.raises(SystemExit):
         bench_train.parse_args(["--only", "mnist,minst"])
+
+
+def test_profile_step_attributes_every_convolution_to_its_net_and_layer(capsys):
+    import profile_step
+    profile_step.main(["--steps", "1", "--top", "40", "--precision", "fp32",
+                       "--set", "gen_filters=4", "gen_max_filters=8", "disc_filters=4", "batch_size=4"])
+    text = capsys.readouterr().out
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ")]
+    nets = {row[0].strip("| ") for row in rows[2:] if row[1] in profile_step.PASSES}
+    assert nets == {"D", "G"}, text  # every convolution matched to one net: none unknown ("?")
+    layers = {row[1] for row in rows if row[0] in ("| D", "| G") and ":" in row[1]}
+    assert any("conv2d_transpose" in name for name in layers), text  # the decoder, matched backwards
+    assert any("patch_logits" in name for name in layers), text
+    total = next(row for row in rows if "oneDNN in all" in row[1])
+    assert float(total[2]) > 0
