@@ -92,7 +92,10 @@ TRAINING_HELP = {
     "disc_layers": "stride-2 layers of the PatchGAN: 0 = the paper's 3 (70x70 patches; fewer for images under 17 "
                    "pixels), 2 = 34x34, 1 = 16x16 (default: 0 for image folders and the digit tasks; 2 for "
                    "denoise and edges2fashion, measured better there: docs/results.md)",
-    "disc_max_filters": "cap on the PatchGAN's filters (paper: 512, reached by its stride-1 block)",
+    "disc_max_filters": "cap on the PatchGAN's filters (default: {paper} for image folders, the paper's, reached "
+                        "by its stride-1 block; {mnist} for the digit tasks, where that block held a quarter of "
+                        "the step's arithmetic time and the cap scored the same or better: docs/results.md; 512 "
+                        "for edges2fashion)",
     "hole_min": "smallest side of the square hole, pixels (default: {mnist} for MNIST; a quarter of the crop's "
                 "shorter side for --task inpaint on photos)",
     "hole_max": "largest side of the square hole, pixels (default: {mnist} for MNIST; half the crop's shorter "
@@ -126,7 +129,7 @@ TRAINING_HELP = {
 # --task is checked by choose_preset, which knows whether it is an MNIST or a photo task
 CHOICES = {"loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS}
 BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_filters", "gen_max_filters",
-           "disc_filters", "disc_layers", "lr", "hole_min", "hole_max", "ema", "precision")
+           "disc_filters", "disc_layers", "disc_max_filters", "lr", "hole_min", "hole_max", "ema", "precision")
 SIZE_FLAGS = ("crop_size", "load_size")  # N or HxW (config.size_hw)
 
 

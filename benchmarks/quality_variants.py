@@ -26,13 +26,14 @@ from config import Config, RunFiles  # noqa: E402
 # name: (what it changes, Config.mnist changes). "today" is the default before the search.
 # Every variant but "default" names its nets and learning rate in full, so that a later preset does
 # not change it. Until the preset took lr 8e-4 (12-03, afternoon) every variant trained with the paper's 2e-4.
-# until 12-03: U-Net 64-256, PatchGAN 64 of 2 stride-2 layers (34x34 patches: 3 since 12-04)
-WIDE = dict(gen_filters=64, gen_max_filters=256, disc_filters=64, disc_layers=2, lr=2e-4)
+# until 12-03: U-Net 64-256, PatchGAN 64 of 2 stride-2 layers (34x34 patches: 3 since 12-03), uncapped
+WIDE = dict(gen_filters=64, gen_max_filters=256, disc_filters=64, disc_layers=2, disc_max_filters=512, lr=2e-4)
 NARROW = dict(WIDE, gen_filters=32, gen_max_filters=128)  # the U-Net half as wide (the preset of 12-03)
 SMALL_D = dict(NARROW, disc_filters=32)  # and the PatchGAN half as wide
 F32 = dict(precision="fp32", **WIDE)  # the search's first variants: float32, before "auto" was the default
 WIDE24 = dict(WIDE, epochs=24)  # the preset of 12-02: the wider U-Net, 24 epochs
-PATCH70 = dict(SMALL_D, lr=8e-4, disc_layers=3, epochs=48)  # the preset since 12-03, late evening
+PATCH70 = dict(SMALL_D, lr=8e-4, disc_layers=3, epochs=48)  # the preset of 12-03, late evening
+CAP128 = dict(PATCH70, disc_max_filters=128)  # and the PatchGAN capped at 128 filters: the preset since 12-04
 VARIANTS = {
     "today": ("no paste, no averaging (the default before this search)",
               dict(no_paste=True, ema=0.0, epochs=15, **F32)),
@@ -97,12 +98,15 @@ VARIANTS = {
                        dict(SMALL_D, epochs=48, lr=8e-4, disc_layers=3)),
     "default+dl1": ("the preset at lr 8e-4 with a PatchGAN of 1 stride-2 layer: 16x16 patches, a cheaper D",
                     dict(SMALL_D, epochs=56, lr=8e-4, disc_layers=1)),
-    "default+smooth9": ("the preset of 12-03 late evening (70x70 patches, 48 epochs) with one-sided label "
-                        "smoothing: D learns to call real pairs 0.9", dict(PATCH70, real_label=0.9)),
-    "default+shift2": ("the 70x70-patch preset with each training pair moved by up to 2 pixels each way",
-                       dict(PATCH70, shift=2)),
-    "default+d2step": ("the 70x70-patch preset with two D steps on each batch before G's step (more time per step)",
-                       dict(PATCH70, d_steps=2)),
+    "default+smooth9": ("the preset of 12-04 (70x70 patches, PatchGAN capped at 128 filters, 48 epochs) with "
+                        "one-sided label smoothing: D learns to call real pairs 0.9", dict(CAP128, real_label=0.9)),
+    "default+shift2": ("the 12-04 preset with each training pair moved by up to 2 pixels each way",
+                       dict(CAP128, shift=2)),
+    "default+d2step": ("the 12-04 preset with two D steps on each batch before G's step (more time per step)",
+                       dict(CAP128, d_steps=2)),
+    "default+e4": ("the 12-04 preset stopped after 4 of its 48 epochs: how soon it passes the old default",
+                   dict(CAP128, epochs=4)),
+    "default+e8": ("the 12-04 preset stopped after 8 epochs", dict(CAP128, epochs=8)),
     "default+dmax128": ("the 70x70-patch preset with the PatchGAN's filters capped at 128: its stride-1 block "
                         "(128 -> 256 filters on 4x4 maps) was the step's dearest convolution, a quarter of its "
                         "oneDNN time", dict(PATCH70, disc_max_filters=128)),

@@ -160,12 +160,13 @@ def test_quality_variants_name_their_nets_so_a_new_preset_leaves_them_as_measure
     row once trained the later, narrower U-Net)."""
     import quality_variants
     import task_scores
+    named = {"gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "disc_max_filters", "lr"}
     for name, (_, changes) in quality_variants.VARIANTS.items():
         if name != "default":
-            assert {"gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "lr"} <= set(changes), name
+            assert named <= set(changes), name
     for name, changes in task_scores.SETTINGS.items():
         if name != "preset":
-            assert {"gen_filters", "gen_max_filters", "disc_filters", "disc_layers", "lr"} <= set(changes), name
+            assert named <= set(changes), name
     assert quality_variants.VARIANTS["today"][1]["gen_filters"] == 64
 
 

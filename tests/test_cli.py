@@ -123,4 +123,5 @@ def test_task_presets_reach_the_command_line():
     import cli
     fashion, denoise, digits = (cli.parse_args(["--task", task]) for task in ("edges2fashion", "denoise", "inpaint"))
     assert (fashion.disc_layers, fashion.disc_filters, denoise.disc_layers, digits.disc_layers) == (2, 64, 2, 0)
+    assert (fashion.disc_max_filters, digits.disc_max_filters) == (512, 128)
     assert cli.parse_args(["--task", "denoise", "--disc-layers", "3"]).disc_layers == 3  # a flag wins

@@ -7,7 +7,7 @@ from keras import layers
 
 from conftest import tiny_model
 from nets import patch_discriminator, receptive_field, unet
-from pix2pix import Pix2Pix
+from pix2pix import Pix2Pix, build_model
 
 
 @pytest.mark.parametrize("img_shape", [(28, 28, 1), (64, 64, 3)])
@@ -216,6 +216,9 @@ def test_presets_say_which_defaults_and_scale_the_unet_to_small_crops():
     assert (fashion.gen_filters, fashion.gen_max_filters, fashion.disc_filters, fashion.lr) == (64, 256, 64, 2e-4)
     assert (lesson.disc_layers, fashion.disc_layers) == (0, 2)  # the digits: the builder's (the paper's) 3
     assert Config.mnist(task="denoise").disc_layers == 2  # 34x34 patches drew more real digits there
+    assert (lesson.disc_max_filters, fashion.disc_max_filters, Config.paper().disc_max_filters) == (128, 512, 512)
+    built = build_model(lesson).discriminator  # the cap reaches the net: its stride-1 block has 128 filters too
+    assert [layer.filters for layer in built.layers if hasattr(layer, "filters")] == [32, 64, 128, 128, 1]
     assert Config.mnist(task="edges2fashion", disc_filters=16).disc_filters == 16
     assert (lesson.ema, lesson.precision, lesson.no_paste) == (0.99, "auto", False)
     assert (Config().ema, Config().precision) == (0.0, "auto")  # the paper's no averaging; bf16 where native
