@@ -28,7 +28,8 @@ from config import TASKS, Config, RunFiles  # noqa: E402
 SETTINGS = {"preset": {},  # Config.mnist() as it is
             "old": dict(WIDE, ema=0.0, precision="fp32"),  # the preset before 12-03, as the old tables ran
             "12-03": SMALL_D,  # the preset of 12-03: both nets half as wide, the paper's learning rate
-            "lr8": dict(SMALL_D, lr=8e-4)}  # the preset of 12-03 evening: lr 8e-4, a PatchGAN of 2 stride-2 layers
+            "lr8": dict(SMALL_D, lr=8e-4),  # the preset of 12-03 evening: lr 8e-4, a PatchGAN of 2 stride-2 layers
+            "p70": dict(SMALL_D, lr=8e-4, disc_layers=3)}  # 12-03 late evening: 70x70 patches, D uncapped (256)
 COLUMNS = [("acc_masked", "input accuracy", "{:.1%}"), ("acc_generated", "generated accuracy", "{:.1%}"),
            ("acc_ceiling", "ceiling", "{:.1%}"), ("frechet_generated", "Fréchet", "{:.2f}"),
            ("l1_hole", "L1", "{:.3f}"), ("ssim_hole", "SSIM", "{:.3f}"), ("grey_hole", "grey", "{:.1%}"),
