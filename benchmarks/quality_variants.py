@@ -107,6 +107,8 @@ VARIANTS = {
     "default+e4": ("the 12-04 preset stopped after 4 of its 48 epochs: how soon it passes the old default",
                    dict(CAP128, epochs=4)),
     "default+e8": ("the 12-04 preset stopped after 8 epochs", dict(CAP128, epochs=8)),
+    "default+fp32": ("the 12-04 preset computing in float32 (--precision fp32) instead of bfloat16 where the CPU "
+                     "has it", dict(CAP128, precision="fp32")),
     "default+dmax128": ("the 70x70-patch preset with the PatchGAN's filters capped at 128: its stride-1 block "
                         "(128 -> 256 filters on 4x4 maps) was the step's dearest convolution, a quarter of its "
                         "oneDNN time", dict(PATCH70, disc_max_filters=128)),
