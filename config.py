@@ -22,8 +22,8 @@ TASKS = ("inpaint", "edges2digit", "denoise", "superres", "edges2fashion")  # MN
 # PatchGAN of 64), which beat the digits' half-width nets on every score at 8 epochs, and the paper's
 # learning rate, with which that was measured, as was its PatchGAN of 2 stride-2 layers (34x34
 # patches; the digits' 70x70 patches were not measured on shoes and bags). denoise: 34x34 patches,
-# which drew more real digits than 70x70 ones on two seeds (the noise is everywhere: the small
-# patches judge each stroke's cleanness, the large ones the whole digit).
+# which drew more real digits than 70x70 ones in three runs under two judges (perhaps because the
+# noise is everywhere: small patches judge each stroke's cleanness, large ones the whole digit).
 FASHION = dict(gen_filters=64, gen_max_filters=256, disc_filters=64, disc_layers=2, disc_max_filters=512, lr=2e-4)
 TASK_PRESETS = {"edges2fashion": FASHION, "denoise": dict(disc_layers=2)}
 PHOTO_TASKS = ("inpaint", "colorize", "edges", "denoise", "superres")  # --data a folder of single photos
