@@ -17,6 +17,7 @@ exceed the step's wall time. CPU only.
 """
 import argparse
 import collections
+import dataclasses
 import json
 import os
 import re
@@ -136,6 +137,12 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=8, help="the dearest layer passes to list")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    sys.path.insert(0, ROOT)
+    from config import Config
+    known = {field.name for field in dataclasses.fields(Config)}
+    for item in args.set:
+        if item.split("=", 1)[0] not in known or "=" not in item:
+            parser.error(f"--set {item}: give NAME=VALUE with NAME a Config setting, as disc_max_filters=128")
     if args.child:
         return child(args)
     command = [sys.executable, os.path.abspath(__file__), "--child", *(argv if argv is not None else sys.argv[1:])]

@@ -291,3 +291,6 @@ def test_profile_step_attributes_every_convolution_to_its_net_and_layer(capsys):
     assert any("patch_logits" in name for name in layers), text
     total = next(row for row in rows if "oneDNN in all" in row[1])
     assert float(total[2]) > 0
+    with pytest.raises(SystemExit):  # a setting Config does not have: refused before anything runs
+        profile_step.main(["--set", "disc_max_filter=128"])
+    assert "--set disc_max_filter=128: give NAME=VALUE" in capsys.readouterr().err
