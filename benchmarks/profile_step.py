@@ -150,8 +150,8 @@ def main(argv=None):
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode:
         sys.exit(f"the profiled step failed:\n{result.stderr[-2000:]}")
-    marks = [i for i, line in enumerate(result.stdout.splitlines()) if line.startswith(MARK)]
     lines = result.stdout.splitlines()
+    marks = [i for i, line in enumerate(lines) if line.startswith(MARK)]
     if len(marks) != 2:
         sys.exit("the child printed no profile; is TensorFlow's oneDNN on (TF_ENABLE_ONEDNN_OPTS not 0)?")
     info = json.loads(lines[marks[0]][len(MARK):])
