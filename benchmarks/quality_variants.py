@@ -111,7 +111,7 @@ VARIANTS = {
                      "has it", dict(CAP128, precision="fp32")),
     "default+dmax128": ("the 70x70-patch preset with the PatchGAN's filters capped at 128: its stride-1 block "
                         "(128 -> 256 filters on 4x4 maps) was the step's dearest convolution, a quarter of its "
-                        "oneDNN time", dict(PATCH70, disc_max_filters=128)),
+                        "oneDNN time", CAP128),
 }
 # Settings that a variant may change but Config has not (tried and rejected, so never made flags):
 # applied by extra_settings around pix2pix.build_model.
