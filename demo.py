@@ -115,7 +115,7 @@ def from_canvas(canvas, img_shape, settings):
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "drawing.png")
         Image.fromarray(canvas).save(path)
-        src = load_inputs([path], img_shape, settings.get("load_size", 286))
+        src = load_inputs([path], img_shape, settings.get("load_size", 286), task=settings.get("task"))
     if settings.get("task") == "inpaint":
         red = (canvas[..., 0] > 200) & (canvas[..., 1] < 60) & (canvas[..., 2] < 60)  # [h, w]
         src = np.asarray(cut_hole(src, red[None, ..., None].astype(np.float32)))
@@ -142,7 +142,7 @@ def run_translation(generator, settings, canvas, mode):
     from visual import to_uint8
     src = from_canvas(canvas, generator.input_shape[1:], settings)
     fake = translate(generator, src, batch_size=1, mode=mode)
-    found = unusual_inputs(src, settings.get("task"), settings.get("hole_min", 10))
+    found = unusual_inputs(src, settings.get("task"))
     note = " ".join(f"Note: this drawing {UNUSUAL[kind]}." for kind, hits in found.items() if hits)
     as_image = lambda x: x[0, ..., 0] if x.shape[-1] == 1 else x[0]  # noqa: E731  [h, w] or [h, w, 3]
     return as_image(to_uint8(src)), as_image(to_uint8(fake)), note
@@ -238,7 +238,8 @@ def random_hole(value, img_shape, settings):
 def read_upload(path, img_shape, settings):
     """An uploaded image file as a canvas: read by predict.load_inputs as `predict` reads it."""
     from predict import load_inputs
-    return to_canvas(load_inputs([path], img_shape, settings.get("load_size", 286))[0], settings.get("task"))
+    task = settings.get("task")
+    return to_canvas(load_inputs([path], img_shape, settings.get("load_size", 286), task=task)[0], task)
 
 
 def serve(app, host=HOST, port=PORT, open_browser=False, block=True, inline=None):

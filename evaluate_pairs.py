@@ -28,6 +28,7 @@ from evaluate import frechet_distance, kernel_distance, l1, psnr, ssim
 from folder_ds import check_pairs, find_pairs, has_split, image_info, pairs_ds
 from predict import auto_mode, translate
 from results_page import thumbnail, write_page
+from tasks import grey_to_hole
 from utils import load_generator, write_json
 from visual import to_uint8
 
@@ -135,6 +136,8 @@ def score_pairs(generator, pairs, settings, extractor=None):
     rows, features = [], ([], [])
     for src, target in ds:
         src, target = np.asarray(src), np.asarray(target)
+        if settings.get("task") == "inpaint":  # test inputs with a hole painted in grey, as predict reads them
+            src = grey_to_hole(src)
         fake = generate(generator, src, settings)
         scores = {name: metric(fake, target, per_image=True) for name, metric in
                   (("l1", l1), ("psnr", psnr), ("ssim", ssim))}

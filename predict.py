@@ -28,6 +28,7 @@ import numpy as np
 
 from config import IMAGE_SUFFIXES, INFERENCE_MODES, PHOTO_TASKS, TASKS, WHOLE_IMAGE_PIXELS, RunFiles, is_pair_folder
 from folder_ds import image_files, image_info, prepare, read_image
+from tasks import GREY_TOLERANCE, grey_to_hole
 from utils import check_images, load_generator
 from visual import save_image, to_uint8
 
@@ -229,20 +230,31 @@ def check_inputs(files, img_shape, load_size=286, pairs=False):
               f"half, as the run trained on (now each whole image is resized to {width}x{height})")
 
 
-def unusual_inputs(src, task, hole_min=10, photos=False):
+def unusual_inputs(src, task, photos=False):
     """Notes on inputs (float32 [n, h, w, c] in [-1, 1]) that a task's generator will not read
     as its training inputs: {kind: [indices]} for "dark_on_light" (MNIST tasks: more light than
     dark pixels, where MNIST has white strokes on black) and, for inpainting (MNIST or `photos`),
-    "no_hole" (fewer mid-grey pixels, |v| < 0.02, than the smallest training hole)."""
+    "no_hole" (not one 3x3 block of the hole's grey: a hole that resizing shrank still counts,
+    the grey rim of a stroke does not)."""
     found = {"dark_on_light": [], "no_hole": []}
     if task is None:  # a folder of pairs: any picture goes
         return found
     for i, image in enumerate(np.asarray(src)):
         if image.mean() > 0 and not photos:
             found["dark_on_light"].append(i)
-        if task == "inpaint" and np.sum(np.abs(image[..., 0]) < 0.02) < hole_min ** 2:
+        if task == "inpaint" and not has_hole(image):
             found["no_hole"].append(i)
     return found
+
+
+def has_hole(image, side=3):
+    """True if `image` (float [h, w, c] in [-1, 1]) has a side x side block of pixels all in the
+    hole's grey (tasks.grey_to_hole's tolerance)."""
+    grey = np.all(np.abs(image) < GREY_TOLERANCE, axis=-1)                # [h, w]
+    if min(grey.shape) < side:
+        return bool(grey.all())
+    blocks = np.lib.stride_tricks.sliding_window_view(grey, (side, side))  # [h - 2, w - 2, 3, 3]
+    return bool(blocks.all(axis=(2, 3)).any())
 
 
 def is_photo_settings(settings):
@@ -258,23 +270,26 @@ UNUSUAL = {"dark_on_light": "is dark on light, but the model learned white strok
                       "paint the hole in that grey, not black or white"}
 
 
-def read_input(path, channels, pairs=False, direction="AtoB"):
+def read_input(path, channels, pairs=False, direction="AtoB", task=None):
     """float32 [h, w, channels] in [-1, 1] of one file, read with the generator's channels; with
-    `pairs` the file is an A|B pair and the half that `direction` names as input is returned."""
+    `pairs` the file is an A|B pair and the half that `direction` names as input is returned. For
+    task "inpaint" the grey painted into the file becomes the hole, 0.0 (tasks.grey_to_hole),
+    before any resizing, so that a resized hole stays a hole."""
     image = np.asarray(read_image(path, channels))
     if pairs:
         half = image.shape[1] // 2
         image = image[:, :half] if direction == "AtoB" else image[:, half:]
-    return image
+    return grey_to_hole(image) if task == "inpaint" else image
 
 
-def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB"):
-    """float32 [n, *img_shape] in [-1, 1]: each file read with the generator's channels and
-    brought to its size (folder_ds.prepare). pairs: each file is an A|B pair; the half that
-    `direction` names as input is used. Check the files first with check_inputs."""
+def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB", task=None):
+    """float32 [n, *img_shape] in [-1, 1]: each file read with the generator's channels (read_input:
+    for task "inpaint" the painted grey becomes the hole) and brought to its size
+    (folder_ds.prepare). pairs: each file is an A|B pair; the half that `direction` names as input
+    is used. Check the files first with check_inputs."""
     height, width, channels = img_shape
-    return np.stack([np.asarray(prepare(read_input(path, channels, pairs, direction), (height, width), load_size))
-                     for path in files])
+    return np.stack([np.asarray(prepare(read_input(path, channels, pairs, direction, task), (height, width),
+                                        load_size)) for path in files])
 
 
 def check_full_size(files, load_size=286, pairs=False, tile=0):
@@ -309,9 +324,9 @@ def translate_resized(generator, files, outputs, settings, pairs, mode, batch_si
     for start in range(0, len(files), chunk_size):
         chunk = slice(start, start + chunk_size)
         src = load_inputs(files[chunk], img_shape, settings.get("load_size", 286), pairs,
-                          settings.get("direction", "AtoB"))
-        for kind, indices in unusual_inputs(src, settings.get("task"), settings.get("hole_min", 10),
-                                             photos=is_photo_settings(settings)).items():
+                          settings.get("direction", "AtoB"), settings.get("task"))
+        notes = unusual_inputs(src, settings.get("task"), photos=is_photo_settings(settings))
+        for kind, indices in notes.items():
             unusual[kind] += [files[start + i] for i in indices]
         for image, path in zip(to_uint8(translate(generator, src, batch_size, mode)), outputs[chunk]):
             save_image(image, path, software=SOFTWARE)
@@ -325,9 +340,9 @@ def translate_full_size(generator, files, outputs, settings, pairs, mode, batch_
     *train_size, channels = generator.input_shape[1:]
     unusual = {kind: [] for kind in UNUSUAL}
     for path, output in zip(files, outputs):
-        src = read_input(path, channels, pairs, settings.get("direction", "AtoB"))
-        for kind, found in unusual_inputs(src[None], settings.get("task"), settings.get("hole_min", 10),
-                                             photos=is_photo_settings(settings)).items():
+        src = read_input(path, channels, pairs, settings.get("direction", "AtoB"), settings.get("task"))
+        notes = unusual_inputs(src[None], settings.get("task"), photos=is_photo_settings(settings))
+        for kind, found in notes.items():
             unusual[kind] += [path] if found else []
         fake = translate_image(model, src, train_size, step, tile, mode, batch_size)
         save_image(to_uint8(fake[None])[0], output, software=SOFTWARE)

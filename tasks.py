@@ -20,6 +20,8 @@ import tensorflow as tf
 from config import HOLE_SIZES, PHOTO_TASKS, TASKS
 
 SR_FACTOR = 4  # superres: each side shrunk 4 times, as 28 -> 7
+HOLE_GREY = 128  # a hole painted into an image file: grey 128, which reads 128 / 127.5 - 1 = 0.0039
+GREY_TOLERANCE = 2 / 127.5  # |value| below this (grey 126 to 129) is the painted grey
 
 
 def mask_square(images, min_size=10, max_size=15, seed=None):
@@ -54,6 +56,18 @@ def cut_hole(images, hole):
     """images (float [n, h, w, c] in [-1, 1]) with the pixels where hole (float [n, h, w, 1]) is 1
     set to 0.0, the grey that inpainting fills; any hole shape (mask_square cuts squares)."""
     return images * (1.0 - hole)
+
+
+def grey_to_hole(images):
+    """images read from files (float [..., h, w, c] in [-1, 1], NumPy) with every pixel painted in
+    HOLE_GREY (all channels within GREY_TOLERANCE of 0.0) set to exactly 0.0, the hole that
+    inpainting fills: no 8-bit file holds 0.0 itself, and the generator's paste-back (nets.unet
+    keep_known) keeps every pixel that is not exactly 0.0. A pixel of that grey elsewhere (the rim
+    of a stroke) is drawn by the generator too."""
+    import numpy as np
+    images = np.array(images, np.float32)
+    images[np.all(np.abs(images) < GREY_TOLERANCE, axis=-1)] = 0.0
+    return images
 
 
 def edge_map(images, threshold=0.5):
