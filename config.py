@@ -11,7 +11,9 @@ paper's arithmetic), measured to give the same scores faster (docs/speed.md).
 Pure Python: importing this module does not import TensorFlow (so `--help` answers at once).
 """
 import dataclasses
+import importlib.util
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -120,9 +122,154 @@ class Config:
         lesson.update(TASK_PRESETS.get(changes.get("task"), {}))
         return cls(**{**lesson, **changes})
 
+    @classmethod
+    def for_data(cls, **changes):
+        """The preset that changes["data"] calls for, as the command line chooses it: Config.paper for
+        a folder of images (pairs, or single photos with a task), Config.mnist for anything else (the
+        MNIST sources). ValueError / FileNotFoundError for data that can be neither."""
+        check_data(changes.get("data"))
+        return (cls.paper if is_pair_folder(changes.get("data")) else cls.mnist)(**changes)
+
+    @classmethod
+    def from_run(cls, path):
+        """The Config of the run in `path` (its folder, or a generator.keras in it), read from its
+        config.json, or None if it has none. Settings that a run of an older version did not save
+        take their defaults here; ValueError naming the file if it cannot be a run's settings."""
+        files = RunFiles.of_model(path)
+        if not os.path.exists(files.config):
+            return None
+        try:
+            with open(files.config) as f:
+                settings = json.load(f)
+            if not isinstance(settings, dict):
+                raise ValueError(f"it holds a {type(settings).__name__}")
+            known = {field.name for field in dataclasses.fields(cls)}
+            return cls(**{name: value for name, value in settings.items() if name in known})
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{files.config} is not a run's settings ({e}); restore it, or delete it "
+                             f"to use the defaults") from None
+
+    def __post_init__(self):
+        check_values(self)
+
+    @property
+    def kind(self):
+        """What the run trains on, the one answer every command asks for: "pairs" (a folder of image
+        pairs, no task), "photos" (a folder of single photos, pairs made by `task`) or "mnist" (an
+        MNIST task on 28x28 images)."""
+        if self.task is None:
+            return "pairs"
+        return "photos" if self.task not in TASKS or is_pair_folder(self.data) else "mnist"
+
+    @property
+    def image_hw(self):
+        """(height, width) of the nets' inputs: the crop for folders, 28x28 for MNIST."""
+        return (28, 28) if self.kind == "mnist" else size_hw(self.crop_size)
+
+    def check_run(self):
+        """The checks that look at the disk and the installed packages, before a run starts (train
+        and the command line make them): ValueError / FileNotFoundError naming the flag."""
+        check_data(self.data)
+        if self.task is not None and not is_pair_folder(self.data) and self.task not in TASKS:
+            photos = f"; {self.task} makes pairs from a folder of photos (--data FOLDER)" if self.task in \
+                PHOTO_TASKS else ""
+            raise ValueError(f"--task {self.task}: the MNIST tasks are {', '.join(TASKS)}{photos}")
+        if self.task is not None and is_pair_folder(self.data) and self.task not in PHOTO_TASKS:
+            raise ValueError(f"--task {self.task}: from a folder of photos (--data {self.data}) the tasks are "
+                             f"{', '.join(PHOTO_TASKS)}; a folder of image pairs takes no --task")
+        side = min(self.image_hw)
+        if self.task and self.hole_max > side:
+            raise ValueError(f"need 1 <= --hole-min <= --hole-max <= {side} (the image's shorter side), got "
+                             f"{self.hole_min}, {self.hole_max}")
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
+        if os.path.isfile(self.out):
+            raise ValueError(f"--out {self.out} is an existing file, not a folder")
+        return self
+
     def replace(self, **changes):
-        """A copy with some settings changed."""
+        """A copy with some settings changed (checked as a new Config is)."""
         return dataclasses.replace(self, **changes)
+
+
+CHOICES = {"loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS}
+
+
+def check_values(cfg):
+    """ValueError, naming the flag, for a setting of `cfg` that cannot work; the rules that need
+    neither the disk nor TensorFlow (Config.check_run has the others)."""
+    for name, choices in CHOICES.items():
+        if getattr(cfg, name) not in choices:
+            raise ValueError(f"{flag(name)} must be one of {', '.join(choices)}, got {getattr(cfg, name)!r}")
+    for name in ("epochs", "batch_size", "val_size", "gen_filters", "disc_filters", "gen_max_filters",
+                 "disc_max_filters"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{flag(name)} must be at least 1, got {getattr(cfg, name)}")
+    if not cfg.l1_weight >= 0 or math.isinf(cfg.l1_weight):  # "not >=": NaN fails it too
+        raise ValueError(f"--lambda must be a finite number >= 0, got {cfg.l1_weight}")
+    if not 0 < cfg.lr < math.inf or not 0 <= cfg.beta_1 < 1:
+        raise ValueError(f"need --lr > 0 and 0 <= --beta-1 < 1, got {cfg.lr} and {cfg.beta_1}")
+    check_sizes(cfg.crop_size, cfg.load_size)
+    if not 1 <= cfg.hole_min <= cfg.hole_max:
+        raise ValueError(f"need 1 <= --hole-min <= --hole-max, got {cfg.hole_min}, {cfg.hole_max}")
+    if not 0 <= cfg.lr_decay_epochs <= cfg.epochs:
+        raise ValueError(f"--lr-decay-epochs must be between 0 and --epochs ({cfg.epochs}), got {cfg.lr_decay_epochs}")
+    if not 0 <= cfg.ema < 1:
+        raise ValueError(f"--ema must be a decay in [0, 1) (0: off), got {cfg.ema}")
+    if not 0 <= cfg.seed < 2 ** 32:
+        raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {cfg.seed}")
+    if not 0 <= cfg.disc_layers <= 8:
+        raise ValueError(f"--disc-layers must be between 1 and 8 (0: by image size), got {cfg.disc_layers}")
+    if cfg.verbose not in (0, 1, 2):
+        raise ValueError(f"--verbose must be 0 (silent), 1 (progress bar) or 2 (a line per epoch), got {cfg.verbose}")
+    if min(cfg.limit, cfg.save_every, cfg.max_epoch_steps) < 0:
+        raise ValueError(f"--limit, --save-every and --max-epoch-steps must be >= 0, got {cfg.limit}, "
+                         f"{cfg.save_every} and {cfg.max_epoch_steps}")
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("--resume continues the run in --out, --overwrite replaces it: give one of them")
+
+
+def check_data(data):
+    """ValueError / FileNotFoundError for a --data that is missing or a single image file."""
+    if data and not os.path.exists(data):
+        raise FileNotFoundError(f"--data {data} does not exist")
+    if data and str(data).lower().endswith(IMAGE_SUFFIXES):
+        raise ValueError(f"--data {data} is one image; give the folder of image pairs (README: Train on "
+                         f"your own pairs), or MNIST's .npz or idx folder")
+
+
+def check_sizes(crop_size, load_size):
+    """ValueError for a crop or load size that cannot work: not N or HxW, a crop the U-Net cannot
+    build (unet_depth), or a load size smaller than the crop."""
+    (crop_h, crop_w), load = size_hw(crop_size), load_size
+    load_h, load_w = size_hw(load) if isinstance(load, str) else (load, load)
+    if min(load_h, load_w) < 0:
+        raise ValueError(f"need --load-size >= 0, got {load}")
+    try:
+        unet_depth(crop_h, crop_w)
+    except ValueError as e:
+        raise ValueError(f"--crop-size {crop_size}: {e}") from None
+    if isinstance(load, str) and (load_h < crop_h or load_w < crop_w) or 0 < min(load_h, load_w) < min(crop_h, crop_w):
+        raise ValueError(f"--load-size {load} is smaller than --crop-size {crop_size}: give 0 (no resize) or a "
+                         f"size at least the crop's on each side")
+
+
+def unet_depth(height, width, depth=None, max_pad=0.25):
+    """The U-Net's size rule (nets.unet, and the command line's --crop-size): the number of times
+    the U-Net halves an image of height x width. Each side is padded up to a multiple of 2**depth,
+    by at most `max_pad` of itself; `depth` None: the deepest (at most 8) that reaches a 1x1
+    bottleneck or that padding allows. ValueError for sides under 4 or a depth that does not fit."""
+    if min(height, width) < 4:
+        raise ValueError(f"image {height}x{width} is too small for a U-Net: both sides must be >= 4")
+    padded = lambda side, d: -(-side // 2 ** d) * 2 ** d  # noqa: E731  round up to a multiple of 2**d
+    fits = lambda d: all(padded(s, d) - s <= max_pad * s for s in (height, width))  # noqa: E731
+    if depth is None:
+        return next(d for d in range(min(8, math.ceil(math.log2(min(height, width)))), 0, -1) if fits(d))
+    if depth < 1 or not fits(depth):
+        raise ValueError(f"a depth-{depth} U-Net needs sides that are multiples of {2 ** depth}; "
+                         f"{height}x{width} would need {padded(height, depth)}x{padded(width, depth)} "
+                         f"(more than {max_pad:.0%} padding). Resize or crop the images, or pass a smaller depth")
+    return depth
 
 
 def is_pair_folder(path):
@@ -191,19 +338,3 @@ class RunFiles:
     def of_model(cls, model_path):
         """The run that `model_path` (a run folder, or a generator.keras in one) belongs to."""
         return cls(model_path if os.path.isdir(model_path) else os.path.dirname(os.path.abspath(model_path)))
-
-    def settings(self):
-        """The run's saved settings (config.json) as a dict, or {} if it has none; ValueError naming
-        the file if it is not a JSON object (cut short, or edited by hand)."""
-        if not os.path.exists(self.config):
-            return {}
-        with open(self.config) as f:
-            try:
-                settings = json.load(f)
-            except ValueError as e:
-                settings = e
-        if not isinstance(settings, dict):
-            problem = settings if isinstance(settings, ValueError) else f"holds a {type(settings).__name__}"
-            raise ValueError(f"{self.config} is not a run's settings ({problem}); restore it, or delete it "
-                             f"to use the defaults")
-        return settings

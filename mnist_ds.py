@@ -18,12 +18,50 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
-from batch_stream import epoch_batches_ds, epoch_steps, fold_seed
 from config import HOLE_SIZES
 from tasks import make_src
 
 IMG_SHAPE = (28, 28, 1)
 IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 2051, 2049  # magic numbers of the idx file format
+
+
+# ---------------------------------------------------------------------------------------------
+# The resumable stream of training batches (folder_ds's pipelines use it too)
+# ---------------------------------------------------------------------------------------------
+# Stateless: pass p's order is drawn from (seed, p), and anything random about a batch from (seed,
+# its global step), so a run resumed at (epoch, step) sees exactly the batches it would have seen
+# had it never stopped.
+
+def endless_index_batches(n, batch_size, seed=0, first_epoch=0, skip_steps=0, max_epoch_steps=0):
+    """Endless tf.data stream of (global step, indices int32 [batch_size]) for n training items.
+
+    Pass p over the data is a permutation of range(n) drawn from (seed, p), cut into n // batch_size
+    full batches (the rest dropped); the passes follow each other without a seam. A training epoch
+    is one pass, or max_epoch_steps steps if that is smaller (0: no cap), so that a run's length in
+    steps does not grow with the data. Stateless: a run resumed at epoch `first_epoch`, step
+    `skip_steps` gets exactly the batches it would have got."""
+    steps = n // batch_size                                           # batches in one pass
+    per_epoch = min(steps, max_epoch_steps) if max_epoch_steps else steps
+    first_pass, skip = divmod(first_epoch * per_epoch + skip_steps, steps)  # where the run starts
+
+    def pass_batches(data_pass):  # one pass's batches of indices: [steps, batch_size]
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=fold_seed(seed, 0, data_pass))
+        return tf.reshape(order[:steps * batch_size], [steps, batch_size])
+
+    passes = tf.data.Dataset.range(first_pass, 2 ** 31).map(pass_batches).unbatch()
+    return passes.enumerate(start=first_pass * steps).skip(skip)
+
+
+def epoch_steps(n, batch_size, max_epoch_steps=0):
+    """Steps in one training epoch of n items: n // batch_size, at most max_epoch_steps (0: no cap)."""
+    steps = n // batch_size
+    return min(steps, max_epoch_steps) if max_epoch_steps else steps
+
+
+def fold_seed(seed, stream, counter):
+    """A stateless-RNG seed [2] for (seed, stream, counter): distinct streams never share seeds."""
+    base = tf.stack([tf.cast(seed, tf.int64), tf.constant(stream, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +263,7 @@ def task_ds(targets, batch_size, training=True, hole_sizes=HOLE_SIZES, seed=0, f
     fit(steps_per_epoch=n // batch_size). Epoch e is a permutation of the images drawn from
     (seed, e), and every batch gets fresh holes drawn from (seed, its global step): stateless, so a
     run resumed at (first_epoch, skip_steps) sees exactly the batches it would have seen. With
-    max_epoch_steps, an epoch is at most that many steps (batch_stream.epoch_batches_ds).
+    max_epoch_steps, an epoch is at most that many steps (endless_index_batches).
     Validation (training=False): one pass in order, with the same holes on every pass, so
     validation numbers compare across epochs.
     """
@@ -241,11 +279,11 @@ def task_ds(targets, batch_size, training=True, hole_sizes=HOLE_SIZES, seed=0, f
         target = tf.gather(images, indices)
         return make_src(task, target, fold_seed(seed, 2, step), hole_sizes), target
 
-    batches = epoch_batches_ds(n, batch_size, seed, first_epoch, skip_steps, max_epoch_steps)
+    batches = endless_index_batches(n, batch_size, seed, first_epoch, skip_steps, max_epoch_steps)
     return batches.map(pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def get_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=HOLE_SIZES,
+def get_mnist_ds(batch_size=64, path=None, val_size=500, limit=None, hole_sizes=HOLE_SIZES,
            seed=0, images=None, first_epoch=0, skip_steps=0, task="inpaint", verbose=True, max_epoch_steps=0):
     """Pipelines of an MNIST-sized task (inpainting by default): (train_ds, val_ds, steps_per_epoch);
     the datasets yield (src, target) float32 [b, 28, 28, 1]. train_ds is endless: pass

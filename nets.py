@@ -5,13 +5,14 @@ functions that return keras.Model, like the lesson's gan_cnn.py:
     patch_discriminator(img_shape)  the conditional PatchGAN: conv layers only, a grid of patch logits
     receptive_field(model)          how many pixels one of its logits sees
 
-Each builder is self-contained: it can be pasted alone into a lesson with its imports (math, keras,
-keras.layers); their defaults are the paper's (filters capped at 512, 70x70 patches at 256x256).
+Each builder can be pasted into a lesson with its imports (keras, keras.layers; unet also reads
+its size rule, config.unet_depth, which the command line shares); their defaults are the paper's
+(filters capped at 512, 70x70 patches at 256x256).
 """
-import math
-
 import keras
 from keras import layers
+
+from config import unet_depth
 
 
 def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, depth=None,
@@ -35,17 +36,9 @@ def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, 
     layers); its losses then come from the hole alone.
     """
     height, width, channels = img_shape
-    if min(height, width) < 4:
-        raise ValueError(f"image {height}x{width} is too small for a U-Net: both sides must be >= 4")
-    padded = lambda side, d: -(-side // 2 ** d) * 2 ** d  # noqa: E731  round up to a multiple of 2**d
-    fits = lambda d: all(padded(s, d) - s <= max_pad * s for s in (height, width))  # noqa: E731
-    if depth is None:
-        depth = next(d for d in range(min(8, math.ceil(math.log2(min(height, width)))), 0, -1) if fits(d))
-    elif depth < 1 or not fits(depth):
-        raise ValueError(f"a depth-{depth} U-Net needs sides that are multiples of {2 ** depth}; "
-                         f"{height}x{width} would need {padded(height, depth)}x{padded(width, depth)} "
-                         f"(more than {max_pad:.0%} padding). Resize or crop the images, or pass a smaller depth")
-    pad_h, pad_w = padded(height, depth) - height, padded(width, depth) - width
+    depth = unet_depth(height, width, depth, max_pad)  # config.py: the size rule the command line uses too
+    padded = lambda side: -(-side // 2 ** depth) * 2 ** depth  # noqa: E731  round up to a multiple of 2**depth
+    pad_h, pad_w = padded(height) - height, padded(width) - width
     pads = ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2))
     normal = lambda mean=0.0: keras.initializers.RandomNormal(mean, 0.02)  # noqa: E731  the paper's init
 
@@ -76,19 +69,20 @@ def unet(img_shape=(28, 28, 1), out_channels=None, filters=64, max_filters=512, 
         return layers.Add(name="fake", **f32)([layers.Multiply(**f32)([known, src]),
                                                layers.Multiply(**f32)([unknown, generated])])
 
-    src = keras.Input(img_shape, name="src")
+    # Shapes for unet((28, 28, 1)), the builder's defaults (tests/test_models.py pins them):
+    src = keras.Input(img_shape, name="src")            # [n, 28, 28, 1]
     x = src
     if pad_h or pad_w:  # pad with -1: shift to 0, zero-pad, shift back (stock layers only)
         x = layers.Rescaling(1.0, offset=1.0)(x)
         x = layers.ZeroPadding2D(pads)(x)
-        x = layers.Rescaling(1.0, offset=-1.0)(x)       # [n, 28, 28, 1] -> [n, 32, 32, 1]
+        x = layers.Rescaling(1.0, offset=-1.0)(x)       # -> [n, 32, 32, 1]
     skips = []
-    for level in range(depth):                          # -> [n, 16, 16, 64] -> ... -> [n, 1, 1, 256]
-        x = down(x, min(filters * 2 ** level, max_filters), norm=0 < level < depth - 1)
-        skips.append(x)
-    for i, skip in enumerate(reversed(skips[:-1])):     # -> [n, 2, 2, 256 + 256] -> ...
+    for level in range(depth):                          # -> [n, 16, 16, 64] -> [n, 8, 8, 128] -> [n, 4, 4, 256]
+        x = down(x, min(filters * 2 ** level, max_filters), norm=0 < level < depth - 1)  # -> [n, 2, 2, 512]
+        skips.append(x)                                 # -> [n, 1, 1, 512], the bottleneck
+    for i, skip in enumerate(reversed(skips[:-1])):     # -> [n, 2, 2, 512 + 512] -> [n, 4, 4, 256 + 256]
         x = up(x, skip.shape[-1], dropout if i < dropout_blocks else 0.0)
-        x = layers.Concatenate()([x, skip])             # skip connection; last: [n, 16, 16, 64 + 64]
+        x = layers.Concatenate()([x, skip])             # -> [n, 8, 8, 128 + 128] -> [n, 16, 16, 64 + 64]
     x = layers.Conv2DTranspose(out_channels or channels, 4, strides=2, padding="same",
                                kernel_initializer=normal())(x)  # -> [n, 32, 32, 1]
     if pad_h or pad_w:

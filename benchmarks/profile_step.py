@@ -35,9 +35,9 @@ def build(config, precision, changes):
     sys.path.insert(0, ROOT)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_train
-    import distribute
     import pix2pix
     from config import Config
+    from tools import distribute
     cfg = (Config.mnist if config == "mnist" else Config.paper)(**changes)
     img_shape = (28, 28, 1) if config == "mnist" else (256, 256, 3)
     precision = distribute.resolve_precision(precision)

@@ -5,7 +5,7 @@ inpainting run with several seeds and score each on the 10,000 MNIST test digits
     python benchmarks/quality_variants.py --only default,ema --seeds 0 1 2 --test-data PATH
     python benchmarks/quality_variants.py --only wide24,default --time-epochs 3   # seconds per epoch
 
-Each (variant, seed) trains in runs/variants/NAME-sN with `pix2pix.train` (a finished one is
+Each (variant, seed) trains in runs/variants/NAME-sN with `tools.training.train` (a finished one is
 skipped, an interrupted one resumed: run the command again), and is scored with
 `evaluate.score_generator` next to the ceiling (the accuracy of a classifier trained on masked
 digits, on the test inputs). The table printed at the end, and written to runs/variants/variants.md,
@@ -127,7 +127,7 @@ def train_and_score(name, seed, root, test):
     """Train (or resume, or skip) variant `name` with `seed`; returns its scores with "minutes"."""
     import keras
 
-    from evaluate import score_generator
+    from tools.evaluate import score_generator
     changes, extra = split_extra(VARIANTS[name][1])
     cfg = Config.mnist(**changes, seed=seed, verbose=2,
                        out=os.path.join(root, f"{name}-s{seed}"))
@@ -214,13 +214,13 @@ def shift_pairs(src, target, pixels):
 
 
 def train_timed(cfg):
-    """Train the run `cfg` describes to its end with pix2pix.train (resumed if it was interrupted,
-    skipped if it had finished); returns its training minutes, kept in minutes.json in cfg.out."""
-    import pix2pix
+    """Train the run `cfg` describes to its end with tools.training.train (resumed if it was
+    interrupted, skipped if it had finished); returns its training minutes, kept in minutes.json in cfg.out."""
+    from tools import training
     timing = os.path.join(cfg.out, "minutes.json")
     if not os.path.exists(timing):
         start = time.time()
-        pix2pix.train(cfg.replace(resume=os.path.exists(RunFiles(cfg.out).checkpoint)))
+        training.train(cfg.replace(resume=os.path.exists(RunFiles(cfg.out).checkpoint)))
         with open(timing, "w") as f:
             json.dump({"minutes": (time.time() - start) / 60}, f)
     with open(timing) as f:
@@ -242,7 +242,7 @@ def time_epochs(names, epochs, root, rounds=2):
 
     import keras
 
-    import pix2pix
+    from tools import training
 
     class EpochClock(keras.callbacks.Callback):
         def __init__(self):
@@ -263,7 +263,7 @@ def time_epochs(names, epochs, root, rounds=2):
             shutil.rmtree(out, ignore_errors=True)
             changes, extra = split_extra(VARIANTS[name][1])
             with extra_settings(**extra):
-                pix2pix.train(Config.mnist(**{**changes, "epochs": 1 + epochs}, verbose=0, out=out),
+                training.train(Config.mnist(**{**changes, "epochs": 1 + epochs}, verbose=0, out=out),
                               callbacks=[clock])
             times[name] += clock.seconds[1:]
             print(f"{name}: " + ", ".join(f"{s:.1f}" for s in clock.seconds[1:]) + " s per epoch", flush=True)
@@ -313,8 +313,8 @@ def main(argv=None):
             epochs = Config.mnist(**split_extra(VARIANTS[name][1])[0]).epochs
             print(f"{name}: {seconds:.1f} s per epoch, {epochs} epochs: about {seconds * epochs / 60:.1f} min")
         return
-    from evaluate import classifier_training_set, load_or_train_classifier
     from mnist_ds import load_mnist
+    from tools.evaluate import classifier_training_set, load_or_train_classifier
     images, labels = load_mnist(args.test_data, split="test", other_split_ok=False)
     training_set = classifier_training_set()
     test = (images, labels, load_or_train_classifier(training_set=training_set),

@@ -48,7 +48,7 @@ def train_and_score(cfg, test_data):
     scores.json is reused); returns the scores with "minutes"."""
     import json
 
-    from evaluate import evaluate
+    from tools.evaluate import evaluate
     minutes = train_timed(cfg)
     files = RunFiles(cfg.out)
     if os.path.exists(files.scores):
@@ -74,8 +74,8 @@ def picture(configs, test_data, path):
     (the runs in `configs`, one per task), then the real digit."""
     import keras
 
-    from evaluate import task_inputs
     from mnist_ds import load_for_task
+    from tools.evaluate import task_inputs
     from visual import comparison_grid, save_image
     images, _ = load_for_task("inpaint", test_data, split="test")
     columns, titles, real = [], [], None

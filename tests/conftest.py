@@ -39,19 +39,18 @@ def run_cli(args, **kwargs):
 
 
 def run_here(args):
-    """Run `python pix2pix.py ARGS` in this process (cli.main, training with pix2pix.train): a
+    """Run `python pix2pix.py ARGS` in this process (cli.main): a
     refusal checked in a second instead of a fresh process's ten. Returns (exit code, message):
     usage errors exit 2 with argparse's message on stderr, the one-line errors exit 1 with the
     line as SystemExit's text, and a finished command gives 0 and what it wrote to stderr."""
     import contextlib
     import io
 
-    import cli
-    import pix2pix
+    from tools import cli
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            cli.main(args, train=pix2pix.train)
+            cli.main(args)
     except SystemExit as done:
         if isinstance(done.code, str):
             return 1, done.code

@@ -5,10 +5,7 @@ import os
 import pytest
 from PIL import Image
 
-import ablation
-import cli
-import evaluate
-import pix2pix
+from tools import ablation, cli, evaluate
 
 TINY = ["--epochs", "1", "--limit", "64", "--batch-size", "32", "--val-size", "16", "--gen-filters", "4",
         "--gen-max-filters", "8", "--disc-filters", "4", "--verbose", "0"]
@@ -26,7 +23,7 @@ def test_ablation_trains_every_variant_and_writes_table_and_picture(mnist_npz, t
                                                                    capsys):
     out = tmp_path / "ablation"
     args = ["ablation", *TINY, "--data", mnist_npz, "--test-data", mnist_npz, "--test-limit", "40", "--out", str(out)]
-    cli.main(args, train=pix2pix.train)
+    cli.main(args)
     for variant in ("l1", "gan", "cgan", "l1_gan", "l1_cgan"):
         config = json.loads((out / variant / "config.json").read_text())
         assert config["loss"] == variant.replace("_", "+") and config["epochs"] == 1
@@ -40,14 +37,14 @@ def test_ablation_trains_every_variant_and_writes_table_and_picture(mnist_npz, t
 
     weights = (out / "l1_cgan" / "pix2pix.weights.h5").stat().st_mtime_ns
     capsys.readouterr()
-    cli.main(args, train=pix2pix.train)  # again: every variant is done, only the scoring runs
+    cli.main(args)  # again: every variant is done, only the scoring runs
     assert capsys.readouterr().out.count("nothing to do") == 5
     assert (out / "l1_cgan" / "pix2pix.weights.h5").stat().st_mtime_ns == weights
 
 
 def test_evaluate_command_prints_and_writes_scores(mnist_npz, tmp_path, quick_classifier, capsys):
     out = tmp_path / "run"
-    cli.main([*TINY, "--data", mnist_npz, "--out", str(out)], train=pix2pix.train)
+    cli.main([*TINY, "--data", mnist_npz, "--out", str(out)])
     cli.main(["evaluate", "--model", str(out / "generator.keras"), "--data", mnist_npz, "--limit", "30"])
     scores = json.loads((out / "scores.json").read_text())
     assert scores["digits"] == 30 and 0 <= scores["l1_hole"] <= 2
@@ -58,7 +55,7 @@ def test_evaluate_command_prints_and_writes_scores(mnist_npz, tmp_path, quick_cl
                     reason="needs Debian's dataset-fashion-mnist")
 def test_edges2fashion_trains_and_evaluates_on_fashion_test_items(tmp_path, quick_classifier, capsys):
     out = tmp_path / "fashion"
-    cli.main(["--task", "edges2fashion", *TINY, "--out", str(out)], train=pix2pix.train)
+    cli.main(["--task", "edges2fashion", *TINY, "--out", str(out)])
     assert json.loads((out / "config.json").read_text())["task"] == "edges2fashion"
     assert "Fashion-MNIST: 24,000 shoes and bags" in capsys.readouterr().out
     cli.main(["evaluate", "--model", str(out / "generator.keras"), "--limit", "30"])

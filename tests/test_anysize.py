@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cli
-import predict
 from config import RunFiles
+from tools import cli, predict
 
 
 @pytest.fixture(scope="module")

@@ -238,7 +238,7 @@ def test_task_scores_trains_each_task_once_and_writes_table_and_picture(mnist_np
     nothing trains anew."""
     import task_scores
 
-    import evaluate
+    from tools import evaluate
     classifier = evaluate.digit_classifier()  # untrained: the plumbing is under test, not the judge
     monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda *args, **kwargs: classifier)
     monkeypatch.setitem(task_scores.SETTINGS, "tiny", dict(data=mnist_npz, gen_filters=4, gen_max_filters=8,

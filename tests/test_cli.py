@@ -112,7 +112,7 @@ def test_import_has_no_side_effects(tmp_path):
 
 
 def test_folder_flags_given_for_mnist_get_a_note(capsys):
-    import cli
+    from tools import cli
     cli.parse_args(["--crop-size", "64", "--no-flip"])
     assert "note: --crop-size, --no-flip apply to folders of images only" in capsys.readouterr().out
     cli.parse_args(["--epochs", "2"])
@@ -120,8 +120,45 @@ def test_folder_flags_given_for_mnist_get_a_note(capsys):
 
 
 def test_task_presets_reach_the_command_line():
-    import cli
+    from tools import cli
     fashion, denoise, digits = (cli.parse_args(["--task", task]) for task in ("edges2fashion", "denoise", "inpaint"))
     assert (fashion.disc_layers, fashion.disc_filters, denoise.disc_layers, digits.disc_layers) == (2, 64, 2, 0)
     assert (fashion.disc_max_filters, digits.disc_max_filters) == (512, 128)
     assert cli.parse_args(["--task", "denoise", "--disc-layers", "3"]).disc_layers == 3  # a flag wins
+
+
+def test_python_refuses_what_the_command_line_refuses_in_the_same_words(tmp_path):
+    from config import Config
+    from tools.training import train
+    out = tmp_path / "run"
+    with pytest.raises(ValueError) as refused:
+        train(Config.mnist(hole_max=40, out=str(out)))             # checked before anything is read or written
+    code, stderr = run_here(["--hole-max", "40", "--out", str(out)])
+    assert "--hole-max <= 28" in str(refused.value) and str(refused.value) in stderr and code == 2
+    assert not out.exists()
+    with pytest.raises(ValueError) as refused:
+        Config.mnist(epochs=0)                                       # a Config checks itself
+    code, stderr = run_here(["--epochs", "0"])
+    assert str(refused.value) == "--epochs must be at least 1, got 0" and str(refused.value) in stderr
+
+
+def test_a_preset_can_set_a_switch(monkeypatch):
+    """Switches (store_true) left off on the command line keep the preset's value: argparse sets only
+    what was typed (argument_default=SUPPRESS)."""
+    import config
+    from tools import cli
+    monkeypatch.setitem(config.TASK_PRESETS, "denoise", {**config.TASK_PRESETS["denoise"], "no_paste": True})
+    assert cli.parse_args(["--task", "denoise"]).no_paste is True
+    assert cli.parse_args(["--task", "inpaint"]).no_paste is False and cli.parse_args(["--no-paste"]).no_paste
+
+
+def test_a_run_folder_reads_back_as_its_config(tmp_path):
+    from config import Config
+    assert Config.from_run(str(tmp_path)) is None                    # no config.json
+    (tmp_path / "config.json").write_text(json.dumps({"task": "colorize", "crop_size": "32x64", "old_setting": 1}))
+    cfg = Config.from_run(str(tmp_path / "generator.keras"))        # a run's file finds its folder
+    assert (cfg.task, cfg.crop_size, cfg.load_size, cfg.kind, cfg.image_hw) == ("colorize", "32x64", 286, "photos",
+                                                                                (32, 64))
+    (tmp_path / "config.json").write_text(json.dumps({"task": "inpaint", "hole_min": 0}))
+    with pytest.raises(ValueError, match="config.json is not a run's settings .*--hole-min"):
+        Config.from_run(str(tmp_path))

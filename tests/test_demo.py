@@ -15,8 +15,9 @@ import types
 import numpy as np
 import pytest
 
-import cli
+from config import Config
 from conftest import ENV, ROOT
+from tools import cli
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (apt-get install chromium); browser downloads fail here
 BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -118,7 +119,7 @@ def test_drawing_in_the_browser_translates_as_predict_does(tiny_run, tmp_path):
                                                                 "playwright")
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no {CHROMIUM}: apt-get install chromium")
-    from predict import translate
+    from tools.predict import translate
     from utils import load_generator
     from visual import to_uint8
     with socket.socket() as probe:
@@ -158,14 +159,14 @@ def test_a_folder_run_gets_its_validation_inputs_and_reads_drawings_as_predict(t
     canvas goes back to the net unchanged, and an uploaded file is read as `predict` reads it."""
     from PIL import Image
 
-    from demo import from_canvas, load_examples, read_upload, to_canvas
-    from folder_ds import get_folder_ds, write_pairs
-    from predict import load_inputs
+    from tools.demo import from_canvas, load_examples, read_upload, to_canvas
+    from tools.folder_ds import get_folder_ds, write_pairs
+    from tools.predict import load_inputs
     rng = np.random.default_rng(0)
     pictures = rng.integers(0, 256, (6, 16, 32, 3), dtype=np.uint8)  # A|B pairs
     write_pairs(pictures[:4, :, :16], pictures[:4, :, 16:], str(tmp_path / "pairs"), split="train")
     write_pairs(pictures[4:, :, :16], pictures[4:, :, 16:], str(tmp_path / "pairs"), split="val")
-    settings = {"task": None, "data": str(tmp_path / "pairs"), "load_size": 0, "seed": 0, "val_size": 50}
+    settings = Config(task=None, data=str(tmp_path / "pairs"), load_size=0, seed=0, val_size=50)
     examples = load_examples(settings, (16, 16, 3))
     val_src = next(iter(get_folder_ds(str(tmp_path / "pairs"), load_size=0, crop_size=16, verbose=False)[1]))[0]
     np.testing.assert_array_equal(examples, np.asarray(val_src))       # the run's own validation inputs
@@ -175,3 +176,52 @@ def test_a_folder_run_gets_its_validation_inputs_and_reads_drawings_as_predict(t
     Image.fromarray(rng.integers(0, 256, (40, 24, 3), dtype=np.uint8)).save(upload)  # centre-cropped to 16
     expected = load_inputs([str(upload)], (16, 16, 3), load_size=0)[0]
     np.testing.assert_allclose(read_upload(str(upload), (16, 16, 3), settings) / 127.5 - 1, expected, atol=1e-6)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_colorize_run_on_photos_shows_its_validation_photos_in_the_browser(tmp_path):
+    """A run made with --task colorize from a folder of photos, at a wide 32x64 crop: the page is a
+    photo run's (its own kind, Config.kind), its examples are the run's validation photos, grey and
+    wide, and picking one translates it."""
+    pytest.importorskip("gradio", reason="the demo needs Gradio: pip install -r requirements-demo.txt")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no {CHROMIUM}: apt-get install chromium")
+    from PIL import Image
+    from test_photo_folders import write_photos
+
+    from nets import unet
+    from utils import save_model
+    photos = tmp_path / "photos"
+    write_photos(photos / "train"), write_photos(photos / "val", n=4, seed=1)
+    run = tmp_path / "run"
+    run.mkdir()
+    save_model(unet((32, 64, 1), out_channels=3, filters=4, max_filters=8), str(run / "generator.keras"))
+    (run / "config.json").write_text(json.dumps({"task": "colorize", "data": str(photos), "crop_size": "32x64",
+                                                 "load_size": 0, "batch_size": 4, "val_size": 4}))
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=BROWSER_FLAGS, headless=True)
+        server, url = serve_demo(run, free_port(), tmp_path / "demo.log")
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            shown_image(page, "#net-output")
+            assert "colorize, 32x64" in page.content()
+            examples = page.locator("#examples img")
+            examples.first.wait_for(timeout=60000)
+            assert examples.count() == 4                               # the 4 validation photos
+            example = np.asarray(Image.open(io.BytesIO(page.request.get(examples.first.get_attribute("src")).body())))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            browser.close()
+    assert example.shape[:2] == (32, 64)                               # wide, as the crop
+    red, green = example[..., 0].astype(int), example[..., 1].astype(int)
+    assert np.abs(red - green).max() <= 2                               # grey, colorize's input (lossy thumbnails)
+    assert "no example inputs" not in (tmp_path / "demo.log").read_text()

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import cli
-import distribute
-from checkpoint import start_state
 from config import Config
 from conftest import ENV, TINY_NETS, program, run_python
 from nets import patch_discriminator, unet
-from pix2pix import Pix2Pix, build_model, train
+from pix2pix import Pix2Pix, build_model
+from tools import cli, distribute
+from tools.checkpoint import start_state
+from tools.distribute import ReplicatedPix2Pix
+from tools.training import train
 
 TINY = ["--limit", "32", "--batch-size", "16", "--val-size", "16", "--epochs", "1", *TINY_NETS,
         "--verbose", "2"]  # 2 steps of 8 images per worker
@@ -146,7 +147,8 @@ def test_forced_mixed_precision_builds_and_steps(float32_afterwards):
     keras.utils.set_random_seed(2)
     with distribute.precision_policy("fp16") as on:
         model = build_model(Config.mnist(gen_filters=4, gen_max_filters=8, disc_filters=4, l1_weight=100.0,
-                                         no_paste=True), img_shape=(16, 16, 1))  # random inputs: no hole
+                                         no_paste=True), img_shape=(16, 16, 1),  # random inputs: no hole
+                            model_class=ReplicatedPix2Pix)
     assert on == "fp16" and keras.mixed_precision.global_policy().name == "float32"  # restored on exit
     convs = [layer for net in (model.generator, model.discriminator) for layer in net.layers
              if isinstance(layer, keras.layers.Conv2D)]
@@ -205,7 +207,7 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_step(mnist_npz, tmp_path):
     import signal
     import time
 
-    from checkpoint import read_progress
+    from tools.checkpoint import read_progress
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     # 30 epochs, far more than the signal lets run: a run that ends first would test nothing
     flags = ["--limit", "256", "--batch-size", "16", "--val-size", "16", "--epochs", "30", *TINY_NETS,

@@ -10,10 +10,10 @@ import pytest
 import scipy.ndimage
 import tensorflow as tf
 
-import evaluate
 from config import RunFiles
 from mnist_ds import to_unit_range
 from tasks import mask_square
+from tools import evaluate
 
 
 @pytest.fixture(scope="module")

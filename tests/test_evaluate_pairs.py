@@ -12,12 +12,11 @@ import scipy.linalg
 from PIL import Image
 from test_folder_ds import photo_crops
 
-import evaluate_pairs
-import results_page
 from config import RunFiles
-from evaluate import frechet_distance, kernel_distance
-from folder_ds import write_pairs
 from nets import unet
+from tools import evaluate_pairs, results_page
+from tools.evaluate import frechet_distance, kernel_distance
+from tools.folder_ds import write_pairs
 
 # ---------------------------------------------------------------------------------------------
 # The distances on features with known answers

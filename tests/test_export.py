@@ -6,10 +6,9 @@ import os
 import numpy as np
 import pytest
 
-import cli
-import export
 from config import RunFiles
-from predict import translate
+from tools import cli, export
+from tools.predict import translate
 
 TOLERANCE = 1e-4  # float32 kernels of three runtimes; the outputs lie in [-1, 1]
 

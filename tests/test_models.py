@@ -261,3 +261,25 @@ def test_ema_generator_holds_the_moving_average_of_the_generators_weights():
     assert not np.allclose(model.ema_generator.weights[0].numpy(), model.generator.weights[0].numpy())
     with pytest.raises(ValueError, match="ema must be a decay"):
         Pix2Pix(ema=1.0)
+
+
+def commented_shapes(function):
+    """Every `[n, h, w, c]` shape written in the comments of `function`'s source, as (h, w, c)
+    tuples, in order; a channel count written as `a + b` (a skip concatenation) is summed."""
+    import inspect
+    import re
+    comments = [line.split("#", 1)[1] for line in inspect.getsource(function).splitlines() if "#" in line]
+    found = re.findall(r"\[n, (\d+), (\d+), ([\d +]+)\]", " ".join(comments))
+    return [(int(h), int(w), sum(int(c) for c in channels.split("+"))) for h, w, channels in found]
+
+
+@pytest.mark.parametrize("builder", [unet, patch_discriminator])
+def test_the_shape_comments_of_the_builders_are_the_built_shapes(builder):
+    """The comments of nets.unet and nets.patch_discriminator state the shapes of BUILDER((28, 28, 1)):
+    each shape they name is some layer's output shape, and the last is the net's output."""
+    net = builder((28, 28, 1))
+    built = {tuple(layer.output.shape[1:]) for layer in net.layers if not isinstance(layer.output, list)}
+    written = commented_shapes(builder)
+    assert len(written) >= 4
+    assert set(written) <= built, f"comments name shapes no layer has: {set(written) - built}"
+    assert written[-1] == tuple(net.output.shape[1:])

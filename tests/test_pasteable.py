@@ -86,13 +86,25 @@ def global_names(func):
     return names - set(dir(builtins))
 
 
+def project_helpers(func):
+    """The project's functions that `func` reads from other lesson modules (as unet reads
+    config.unet_depth): a reader pastes them with it."""
+    module = inspect.getmodule(func)
+    found = [getattr(module, name, None) for name in sorted(global_names(func))]
+    return [helper for helper in found if inspect.isfunction(helper)
+            and inspect.getmodule(helper).__name__ in PROJECT_MODULES - {module.__name__}]
+
+
 def paste(func):
-    """Source to exec: the imports that `func` uses, then its own source; and the module-level
-    names it reads that are not imports (they would be missing in a fresh file)."""
-    imports = module_imports(inspect.getmodule(func))
-    needed = global_names(func)
+    """Source to exec: the imports that `func` and its project helpers use, then their sources;
+    and the module-level names they read that are not imports (missing in a fresh file)."""
+    sources, needed, imports = [], set(), {}
+    for piece in [*project_helpers(func), func]:
+        imports.update(module_imports(inspect.getmodule(piece)))
+        needed |= global_names(piece) - {helper.__name__ for helper in project_helpers(func)}
+        sources.append(inspect.getsource(piece))
     source = "\n".join(sorted({imports[name] for name in needed & imports.keys()}))
-    return source + "\n\n" + inspect.getsource(func), needed - imports.keys()
+    return source + "\n\n" + "\n\n".join(sources), needed - imports.keys()
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -10,11 +10,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import cli
 import tasks
 from config import PHOTO_TASKS, TASKS, Config
 from conftest import TINY_NETS
-from folder_ds import get_folder_ds, photos_ds, split_pairs
+from tools import cli
+from tools.folder_ds import get_folder_ds, photos_ds, split_pairs
 
 CROP = "32x64"  # height 32, width 64: wide crops, as for street scenes
 
@@ -94,10 +94,9 @@ def test_the_stream_repeats_and_resumes(photos):
 
 
 def test_a_short_run_on_photos_with_a_wide_crop(photos, tmp_path, capsys):
-    import pix2pix
     out = tmp_path / "run"
     cli.main(["--data", photos, "--task", "colorize", "--crop-size", CROP, "--load-size", "36", "--epochs", "1",
-              "--out", str(out), "--verbose", "0", *TINY_NETS], train=pix2pix.train)   # in process: no TF start
+              "--out", str(out), "--verbose", "0", *TINY_NETS])   # in process: no TF start
     assert "Photos: 6 for training and 4 for validation" in capsys.readouterr().out
     settings = json.loads((out / "config.json").read_text())
     assert (settings["task"], settings["crop_size"], settings["load_size"]) == ("colorize", CROP, 36)
@@ -116,8 +115,9 @@ def refusal(argv, capsys):
 def test_bad_tasks_and_sizes_are_refused_in_one_line(photos, capsys):
     assert "the tasks are inpaint, colorize, edges" in refusal(["--data", photos, "--task", "edges2digit"], capsys)
     assert "colorize makes pairs from a folder of photos" in refusal(["--task", "colorize"], capsys)
-    assert "multiple of 32; try 32x64" in refusal(["--data", photos, "--task", "edges", "--crop-size", "32x48"],
-                                                   capsys)
+    assert "--crop-size 3x64: image 3x64 is too small for a U-Net" in refusal(
+        ["--data", photos, "--task", "edges", "--crop-size", "3x64"], capsys)  # nets.unet's own rule (unet_depth)
+    assert cli.parse_args(["--data", photos, "--task", "edges", "--crop-size", "32x48"]).crop_size == "32x48"
     assert "--load-size 33x60 is smaller" in refusal(["--crop-size", CROP, "--load-size", "33x60"], capsys)
     assert "a size is N or HxW" in refusal(["--crop-size", "32by64"], capsys)
     assert "--hole-max <= 32" in refusal(["--data", photos, "--task", "inpaint", "--crop-size", "32",
@@ -140,3 +140,18 @@ def test_bad_photo_folders_name_the_file(tmp_path):
     write_photos(tmp_path / "ab" / "A", n=3), write_photos(tmp_path / "ab" / "B", n=3)
     with pytest.raises(ValueError, match="a folder of A/ and B/ pairs needs no --task"):
         get_folder_ds(str(tmp_path / "ab"), crop_size=CROP, task="denoise", verbose=False)
+
+
+def test_pairs_train_at_a_crop_that_the_unet_builds_but_no_power_of_two_divides(tmp_path):
+    """192x256: the U-Net halves it 6 times (unet_depth); the command line takes what nets.unet builds."""
+    from tools.folder_ds import write_pairs
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(0, 256, (3, 192, 512, 3), dtype=np.uint8)
+    write_pairs(pictures[:2, :, :256], pictures[:2, :, 256:], str(tmp_path / "pairs"), split="train")
+    write_pairs(pictures[2:, :, :256], pictures[2:, :, 256:], str(tmp_path / "pairs"), split="val")
+    out = tmp_path / "run"
+    cli.main(["--data", str(tmp_path / "pairs"), "--crop-size", "192x256", "--load-size", "0", "--epochs", "1",
+              "--out", str(out), "--verbose", "0", *TINY_NETS])
+    import keras
+    generator = keras.models.load_model(out / "generator.keras", compile=False)
+    assert generator.input_shape == (None, 192, 256, 3) and generator.name == "unet_6"

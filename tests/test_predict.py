@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import predict
+from config import Config
 from mnist_ds import to_unit_range
+from tools import predict
 from utils import load_generator
 
 
@@ -117,10 +118,10 @@ def test_a_digit_without_a_grey_hole_gets_the_note(inpainting_run, digits, tmp_p
 
 
 def test_the_demo_reads_an_uploaded_grey_hole_as_the_hole(digits, tmp_path):
-    from demo import from_canvas, read_upload
+    from tools.demo import from_canvas, read_upload
     pixels, hole = grey_holed_digit(digits)
     Image.fromarray(pixels).save(tmp_path / "upload.png")
-    settings = {"task": "inpaint", "load_size": 286}
+    settings = Config(task="inpaint")
     canvas = read_upload(str(tmp_path / "upload.png"), (28, 28, 1), settings)
     assert (canvas[hole] == (255, 0, 0)).all()                     # shown as the red hole pen's paint
     src = from_canvas(canvas, (28, 28, 1), settings)[0, ..., 0]

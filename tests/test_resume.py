@@ -14,12 +14,12 @@ import pytest
 import tensorflow as tf
 
 import utils
-from callbacks import Checkpoint, StopOnNonFinite
-from checkpoint import read_progress
 from conftest import ENV, ROOT, TINY_NETS, program, run_cli, run_here, run_python
 from nets import patch_discriminator, unet
 from pix2pix import Pix2Pix
-from predict import translate
+from tools.callbacks import Checkpoint, StopOnNonFinite
+from tools.checkpoint import read_progress
+from tools.predict import translate
 from utils import check_images
 
 TINY = ["--limit", "256", "--batch-size", "32", "--val-size", "16", *TINY_NETS, "--verbose", "2"]  # 8 steps/epoch

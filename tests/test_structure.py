@@ -1,15 +1,23 @@
-"""The shape of the house: no import cycles between the top-level modules, a command line that
+"""The shape of the house: the lesson at the root, the tools in one package that the lesson never
+imports, no import cycles, a command line that
 answers --help without TensorFlow, run-file names written in one place, and a current flag reference."""
 import ast
 import os
 
 import pytest
 
-import cli
 import config
 from conftest import ROOT, run_python
+from tools import cli
 
-MODULES = sorted(name[:-3] for name in os.listdir(ROOT) if name.endswith(".py"))
+LESSON = sorted(name[:-3] for name in os.listdir(ROOT) if name.endswith(".py"))  # the root's modules
+TOOLS = sorted("tools." + name[:-3] for name in os.listdir(os.path.join(ROOT, "tools")) if name.endswith(".py")
+               and name != "__init__.py")
+MODULES = LESSON + TOOLS
+
+
+def module_path(name):
+    return os.path.join(ROOT, *name.split(".")) + ".py"
 
 
 def is_main_block(node):
@@ -20,22 +28,29 @@ def is_main_block(node):
 
 
 def imported_modules(tree):
-    """Top-level project modules that `tree` imports anywhere: in functions and script parts too."""
+    """Project modules that `tree` imports anywhere (in functions and script parts too): lesson
+    modules by name, the package's as "tools.NAME" (`from tools import cli` counts as tools.cli)."""
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found |= {alias.name.split(".")[0] for alias in node.names}
+            found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            found.add(node.module.split(".")[0])
+            found.add(node.module)
+            if node.module == "tools":
+                found |= {f"tools.{alias.name}" for alias in node.names}
     return found & set(MODULES)
 
 
-def import_graph():
-    """{module: set of project modules it imports}, read from the source with ast."""
+def import_graph(skip_main=False):
+    """{module: set of project modules it imports}, read from the source with ast; with skip_main,
+    leaving out the script parts (`if __name__ == "__main__":`)."""
     graph = {}
     for name in MODULES:
-        with open(os.path.join(ROOT, name + ".py"), encoding="utf-8") as f:
-            graph[name] = imported_modules(ast.parse(f.read())) - {name}
+        with open(module_path(name), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        if skip_main:
+            tree.body = [node for node in tree.body if not is_main_block(node)]
+        graph[name] = imported_modules(tree) - {name}
     return graph
 
 
@@ -64,11 +79,24 @@ def find_cycle(graph):
 
 
 def test_the_modules_import_each_other_without_a_cycle():
-    graph = import_graph()
+    graph = import_graph(skip_main=True)
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
-    assert not {m for m, imports in graph.items() if "pix2pix" in imports} - {"conftest"}  # pix2pix is the top
-    assert {m for m, imports in graph.items() if "cli" in imports} == {"pix2pix"}  # its script part only
-    assert graph["config"] == set()                                                # the settings at the bottom
+    assert {m for m, imports in graph.items() if "tools.cli" in imports} == set()  # pix2pix's script part only
+    assert graph["config"] == set()                                               # the settings at the bottom
+
+
+def test_the_lesson_imports_nothing_from_the_tools():
+    """The root's files copied into a lesson's folder run as they are: outside pix2pix.py's script
+    part, no root module imports the package; the package imports the lesson, never the reverse."""
+    graph = import_graph(skip_main=True)
+    assert {m: graph[m] & set(TOOLS) for m in LESSON if graph[m] & set(TOOLS)} == {}
+    assert len(LESSON) <= 8, f"the root holds {len(LESSON)} modules: {LESSON}"
+    assert {"pix2pix", "nets", "mnist_ds", "tasks", "visual", "utils", "config"} <= set(LESSON)
+
+
+def test_the_lesson_model_file_stays_short():
+    with open(module_path("pix2pix"), encoding="utf-8") as f:
+        assert len(f.read().splitlines()) <= 250
 
 
 def test_the_cycle_finder_finds_cycles():
@@ -84,7 +112,7 @@ def test_pix2pix_reads_the_command_line_before_its_own_imports():
     first_import = next(i for i, node in enumerate(body) if isinstance(node, (ast.Import, ast.ImportFrom)))
     main = [i for i, node in enumerate(body) if is_main_block(node)]
     assert len(main) == 2 and main[0] < first_import and main[1] == len(body) - 1
-    assert imported_modules(ast.Module(body=body[main[0]].body, type_ignores=[])) == {"cli"}
+    assert imported_modules(ast.Module(body=body[main[0]].body, type_ignores=[])) == {"tools.cli"}
 
 
 def run_pix2pix_timing_imports(args):
@@ -118,7 +146,7 @@ def test_run_file_names_are_written_only_in_config():
     for module in MODULES:
         if module == "config":
             continue
-        with open(os.path.join(ROOT, module + ".py"), encoding="utf-8") as f:
+        with open(module_path(module), encoding="utf-8") as f:
             constants = {node.value for node in ast.walk(ast.parse(f.read())) if isinstance(node, ast.Constant)}
         assert not constants & names, f"{module}.py spells out {constants & names}: use config.RunFiles"
 
@@ -127,4 +155,5 @@ def test_flag_reference_is_current():
     with open(os.path.join(ROOT, "docs", "flags.md"), encoding="utf-8") as f:
         written = f.read()
     assert written == cli.flag_reference() + "\n", (
-        "docs/flags.md is out of date: python -c \"import cli; print(cli.flag_reference())\" > docs/flags.md")
+        "docs/flags.md is out of date: python -c \"from tools import cli; print(cli.flag_reference())\" "
+        "> docs/flags.md")

@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 import visual
-from callbacks import TrainingHealth
+from tools.callbacks import TrainingHealth
 from utils import atomic_path, remove_partial_files, write_json
-from visual import HistoryPlot, plot_history, sample_grid, save_gif, save_image, to_uint8
+from visual import HistoryRecorder, plot_history, sample_grid, save_gif, save_image, to_uint8
 
 
 def test_to_uint8_maps_the_unit_range():
@@ -44,7 +44,7 @@ def test_history_plot_draws_after_the_first_epoch_every_fifth_and_at_the_end(tmp
     drawn = []
     monkeypatch.setattr(visual, "plot_history", lambda history, path: drawn.append(len(history["d_loss"])))
     history = {"d_loss": [0.9, 0.8]}  # a resumed run's first two epochs
-    plot = HistoryPlot(str(tmp_path / "losses.png"), str(tmp_path / "history.json"), history)
+    plot = HistoryRecorder(str(tmp_path / "losses.png"), str(tmp_path / "history.json"), history)
     for epoch in range(2, 8):
         plot.on_epoch_end(epoch, {"d_loss": 0.5})
         assert len(json.loads((tmp_path / "history.json").read_text())["d_loss"]) == epoch + 1  # every epoch

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from callbacks import LinearDecay
 from config import Config, RunFiles
-from pix2pix import train
+from tools.callbacks import LinearDecay
+from tools.training import train
 
 
 def test_linear_decay_is_constant_then_falls_to_lr_over_n_plus_1():

@@ -9,10 +9,9 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-import cli  # noqa: E402
-import pix2pix  # noqa: E402
+from tools import cli  # noqa: E402
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with an error instead of killing us
 limit = int(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-sys.exit(cli.main(sys.argv[2:], train=pix2pix.train))
+sys.exit(cli.main(sys.argv[2:]))

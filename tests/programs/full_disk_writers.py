@@ -16,9 +16,9 @@ import numpy as np  # noqa: E402
 
 import utils  # noqa: E402
 import visual  # noqa: E402
-from checkpoint import save_checkpoint  # noqa: E402
 from nets import patch_discriminator, unet  # noqa: E402
 from pix2pix import Pix2Pix  # noqa: E402
+from tools.checkpoint import save_checkpoint  # noqa: E402
 
 folder = sys.argv[1]
 model = Pix2Pix(generator=unet((16, 16, 1), filters=4, max_filters=8),

@@ -10,8 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 import keras  # noqa: E402
 
-import cli  # noqa: E402
-import pix2pix  # noqa: E402
+from tools import cli, training  # noqa: E402
 
 STEP = int(sys.argv[1])
 
@@ -22,4 +21,4 @@ class DieAfterStep(keras.callbacks.Callback):  # runs after the library's callba
             os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind
 
 
-pix2pix.train(cli.parse_args(sys.argv[2:]), callbacks=[DieAfterStep()])
+training.train(cli.parse_args(sys.argv[2:]), callbacks=[DieAfterStep()])

@@ -5,7 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-import distribute  # noqa: E402
+from tools import distribute  # noqa: E402
 
 devices = distribute.split_cpu(2)  # before TensorFlow starts
 import keras  # noqa: E402
@@ -14,13 +14,13 @@ import tensorflow as tf  # noqa: E402
 
 from config import Config  # noqa: E402
 from nets import patch_discriminator, unet  # noqa: E402
-from pix2pix import Pix2Pix, apply_loss, build_model  # noqa: E402
+from pix2pix import build_model  # noqa: E402
+from tools.distribute import ReplicatedPix2Pix, apply_scaled_loss  # noqa: E402
 
 
 def tiny():  # no dropout: its random masks cannot match between 1 and 2 devices
-    model = Pix2Pix(generator=unet((16, 16, 1), filters=4, max_filters=8, dropout=0.0),
-                    discriminator=patch_discriminator((16, 16, 1), filters=4), l1_weight=10.0)
-    distribute.adapt_to_strategy(model)  # under the strategy: synchronised BatchNorm
+    model = ReplicatedPix2Pix(generator=unet((16, 16, 1), filters=4, max_filters=8, dropout=0.0),  # under the
+                              discriminator=patch_discriminator((16, 16, 1), filters=4), l1_weight=10.0)  # strategy
     # SGD, not Adam: Adam ignores a constant factor on the gradients, so a wrong loss scaling
     # across replicas would go unseen.
     model.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
@@ -54,14 +54,15 @@ def lso_step(batch):
     def replica(b):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(b * w)
-        apply_loss(opt, tape, loss, [w])
+        apply_scaled_loss(opt, tape, loss, [w])
     strategy.run(replica, args=(batch,))
 for b in strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch)):
     lso_step(b)
 
 # build_model under both: synchronised BatchNorm, loss-scaled optimizers, one fit step
 with strategy.scope(), distribute.precision_policy("fp16"):
-    mixed = build_model(Config.mnist(gen_filters=4, gen_max_filters=8, disc_filters=4), img_shape=(16, 16, 1))
+    mixed = build_model(Config.mnist(gen_filters=4, gen_max_filters=8, disc_filters=4), img_shape=(16, 16, 1),
+                        model_class=ReplicatedPix2Pix)
 first = next(iter(strategy.experimental_distribute_dataset(pairs)))
 mixed_logs = strategy.reduce("MEAN", strategy.run(mixed.train_step, args=(first,)), axis=None)  # eager: fast
 print("RESULT" + json.dumps(dict(

@@ -11,8 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import cli  # noqa: E402
-import pix2pix  # noqa: E402
+from tools import cli, training  # noqa: E402
 
 DUMP = sys.argv[1]
 
@@ -23,4 +22,5 @@ class DumpWeights(keras.callbacks.Callback):  # a test hook: every worker's fina
         np.savez(DUMP, *[w for net in nets for w in net.get_weights()])
 
 
-cli.main(sys.argv[2:], train=functools.partial(pix2pix.train, callbacks=[DumpWeights()]))
+training.train = functools.partial(training.train, callbacks=[DumpWeights()])  # what cli.run_training calls
+cli.main(sys.argv[2:])

@@ -26,9 +26,9 @@ import os
 import keras
 import numpy as np
 
-from config import IMAGE_SUFFIXES, INFERENCE_MODES, PHOTO_TASKS, TASKS, WHOLE_IMAGE_PIXELS, RunFiles, is_pair_folder
-from folder_ds import image_files, image_info, prepare, read_image
+from config import IMAGE_SUFFIXES, INFERENCE_MODES, WHOLE_IMAGE_PIXELS, Config, RunFiles
 from tasks import GREY_TOLERANCE, grey_to_hole
+from tools.folder_ds import image_files, image_info, prepare, read_image
 from utils import check_images, load_generator
 from visual import save_image, to_uint8
 
@@ -257,13 +257,6 @@ def has_hole(image, side=3):
     return bool(blocks.all(axis=(2, 3)).any())
 
 
-def is_photo_settings(settings):
-    """True for a run (its config.json as a dict) trained on a folder of single photos with --task:
-    a task only photos have, or a --data folder of images (where it can still be read)."""
-    task, data = settings.get("task"), settings.get("data")
-    return task in set(PHOTO_TASKS) - set(TASKS) or bool(task and data and is_pair_folder(data))
-
-
 UNUSUAL = {"dark_on_light": "is dark on light, but the model learned white strokes on black: invert it "
                             "(255 - pixel) first",
            "no_hole": "has no mid-grey hole: an inpainting model fills the pixels set to grey 128 (0.0), "
@@ -315,7 +308,7 @@ def check_full_size(files, load_size=286, pairs=False, tile=0):
               f"use --size train")
 
 
-def translate_resized(generator, files, outputs, settings, pairs, mode, batch_size):
+def translate_resized(generator, files, outputs, cfg, pairs, mode, batch_size):
     """--size train: translate `files` at the generator's size, CHUNK at a time, into `outputs`;
     returns the unusual_inputs notes {kind: [files]}."""
     img_shape = generator.input_shape[1:]
@@ -323,9 +316,8 @@ def translate_resized(generator, files, outputs, settings, pairs, mode, batch_si
     chunk_size = max(CHUNK, batch_size)
     for start in range(0, len(files), chunk_size):
         chunk = slice(start, start + chunk_size)
-        src = load_inputs(files[chunk], img_shape, settings.get("load_size", 286), pairs,
-                          settings.get("direction", "AtoB"), settings.get("task"))
-        notes = unusual_inputs(src, settings.get("task"), photos=is_photo_settings(settings))
+        src = load_inputs(files[chunk], img_shape, cfg.load_size, pairs, cfg.direction, cfg.task)
+        notes = unusual_inputs(src, cfg.task, photos=cfg.kind == "photos")
         for kind, indices in notes.items():
             unusual[kind] += [files[start + i] for i in indices]
         for image, path in zip(to_uint8(translate(generator, src, batch_size, mode)), outputs[chunk]):
@@ -333,15 +325,15 @@ def translate_resized(generator, files, outputs, settings, pairs, mode, batch_si
     return unusual
 
 
-def translate_full_size(generator, files, outputs, settings, pairs, mode, batch_size, tile=0):
+def translate_full_size(generator, files, outputs, cfg, pairs, mode, batch_size, tile=0):
     """--size keep: translate each of `files` at its own size (translate_image) into `outputs`;
     returns the unusual_inputs notes {kind: [files]}."""
     model, step = any_size(generator), size_step(generator)
     *train_size, channels = generator.input_shape[1:]
     unusual = {kind: [] for kind in UNUSUAL}
     for path, output in zip(files, outputs):
-        src = read_input(path, channels, pairs, settings.get("direction", "AtoB"), settings.get("task"))
-        notes = unusual_inputs(src[None], settings.get("task"), photos=is_photo_settings(settings))
+        src = read_input(path, channels, pairs, cfg.direction, cfg.task)
+        notes = unusual_inputs(src[None], cfg.task, photos=cfg.kind == "photos")
         for kind, found in notes.items():
             unusual[kind] += [path] if found else []
         fake = translate_image(model, src, train_size, step, tile, mode, batch_size)
@@ -349,18 +341,19 @@ def translate_full_size(generator, files, outputs, settings, pairs, mode, batch_
     return unusual
 
 
-def auto_mode(settings):
-    """--mode auto for a run's settings (config.json): "paper" for runs trained with batch size 1,
-    whose BatchNorm moving averages follow only the last few images, else "eval"."""
-    return "paper" if settings.get("batch_size") == 1 else "eval"
+def auto_mode(cfg):
+    """--mode auto for a run's Config (None: a generator without its config.json): "paper" for runs
+    trained with batch size 1, whose BatchNorm moving averages follow only the last few images,
+    else "eval"."""
+    return "paper" if cfg is not None and cfg.batch_size == 1 else "eval"
 
 
-def inference_mode(mode, settings):
+def inference_mode(mode, cfg):
     """"eval" or "paper" for --mode `mode` ("auto": auto_mode), with a note when eval is asked of
     a batch-size-1 run."""
     if mode == "auto":
-        return auto_mode(settings)
-    if mode == "eval" and settings.get("batch_size") == 1:
+        return auto_mode(cfg)
+    if mode == "eval" and cfg is not None and cfg.batch_size == 1:
         print("note: this run trained with batch size 1, so BatchNorm's moving averages follow only its last "
               "few images; eval mode can wash the outputs out (--mode paper, the default here, does not)")
     return mode
@@ -371,9 +364,8 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False, siz
     `output_folder`; returns the paths written. size: "keep" (each input's own size), "train" (the
     generator's), or None: "train" for MNIST runs, else "keep". tile: with "keep", translate in
     overlapping tiles of about tile x tile pixels (0: whole images)."""
-    run = RunFiles.of_model(model_path)
     if os.path.isdir(model_path):  # a run's folder: its generator
-        model_path = run.generator
+        model_path = RunFiles(model_path).generator
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"--model {model_path} does not exist")
     if os.path.exists(output_folder) and not os.path.isdir(output_folder):
@@ -383,27 +375,28 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False, siz
     files = input_files(input_path)
     outputs = output_paths(files, output_folder)
     generator = load_generator(model_path)
-    settings = run.settings()
-    size = size or ("train" if settings.get("task") else "keep")  # an MNIST net knows 28x28 digits only
-    if not settings:
+    run = Config.from_run(model_path)
+    if run is None:
         print(f"note: no config.json beside {model_path}: assuming the defaults (--direction AtoB, each image at "
               f"its own size, eval mode unless --mode paper)")
-    mode = inference_mode(mode, settings)
-    batch_size = (settings.get("batch_size") or 1) if mode == "paper" else CHUNK
+    cfg = run or Config()
+    size = size or ("train" if cfg.kind == "mnist" else "keep")  # an MNIST net knows 28x28 digits only
+    mode = inference_mode(mode, run)
+    batch_size = cfg.batch_size if mode == "paper" else CHUNK
     img_shape = generator.input_shape[1:]
     if size == "train":
-        check_inputs(files, img_shape, settings.get("load_size", 286), pairs)
+        check_inputs(files, img_shape, cfg.load_size, pairs)
     else:
-        check_full_size(files, settings.get("load_size", 286), pairs, tile)
+        check_full_size(files, cfg.load_size, pairs, tile)
     where = (f"at their own size{f' in {tile}x{tile} tiles' if tile else ''}" if size == "keep"
              else f"to {img_shape[0]}x{img_shape[1]}")
     print(f"Translating {len(files)} image(s) {where} with {model_path} "
           f"({mode} mode: {'dropout on, batch statistics' if mode == 'paper' else 'no dropout, moving averages'})")
     os.makedirs(output_folder, exist_ok=True)
     if size == "train":
-        unusual = translate_resized(generator, files, outputs, settings, pairs, mode, batch_size)
+        unusual = translate_resized(generator, files, outputs, cfg, pairs, mode, batch_size)
     else:
-        unusual = translate_full_size(generator, files, outputs, settings, pairs, mode, batch_size, tile)
+        unusual = translate_full_size(generator, files, outputs, cfg, pairs, mode, batch_size, tile)
     for kind, names in unusual.items():
         if names:
             print(f"note: {first_and_count(names)} {UNUSUAL[kind]}")

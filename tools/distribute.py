@@ -13,8 +13,10 @@ Pieces:
     agree_on_finite(grads)          all replicas skip a loss-scaled step together, or none does
     adapt_to_strategy(model)        what a Pix2Pix built under strategy.scope() needs: synchronised
                                     BatchNorm and two workarounds for Keras 3.15 internals
-pix2pix.apply_loss is the one place that turns a loss into applied gradients, replica and loss
-scaling included; on one device in float32 it is tape.gradient + apply_gradients.
+    ReplicatedPix2Pix               Pix2Pix with all of the above: what tools/training.py builds when
+                                    a run has several replicas or computes in float16
+Pix2Pix.apply_loss is the one place that turns a loss into applied gradients: on one device
+tape.gradient + apply_gradients; ReplicatedPix2Pix adds replica and loss scaling.
 Nothing here runs at import.
 """
 import contextlib
@@ -25,6 +27,7 @@ import keras
 import tensorflow as tf
 
 from config import PRECISIONS, STRATEGIES
+from pix2pix import Pix2Pix
 
 PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}  # Keras' names
 BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}  # /proc/cpuinfo flags of CPUs with bfloat16 arithmetic
@@ -234,3 +237,46 @@ def agree_on_signal(strategy, signum):
     mine = tf.constant([1.0 if signum else 0.0, float(signum or 0)])
     count, total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: mine), axis=None).numpy()
     return int(round(total / count)) if count else 0
+
+
+class ReplicatedPix2Pix(Pix2Pix):
+    """Pix2Pix for several replicas (a tf.distribute strategy) and float16, built inside
+    strategy.scope() and precision_policy(): adapted to the strategy (adapt_to_strategy), both
+    optimizers loss-scaled under float16 (with_loss_scaling), the loss scaled per replica and
+    the weight average assigned across replicas. On one device in float32 it computes exactly
+    what Pix2Pix computes."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        adapt_to_strategy(self)
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        super().compile(d_optimizer, g_optimizer, **kwargs)
+        self.d_optimizer, self.g_optimizer = with_loss_scaling(self.d_optimizer), with_loss_scaling(self.g_optimizer)
+
+    def apply_loss(self, optimizer, tape, loss, variables):
+        """Pix2Pix.apply_loss, replica- and loss-scaled (apply_scaled_loss)."""
+        apply_scaled_loss(optimizer, tape, loss, variables)
+
+    def update_average(self):
+        """Pix2Pix.update_average, assigned once from the cross-replica context."""
+        assign_on_every_replica(self.ema_generator.weights, self.averaged_weights())
+
+
+def apply_scaled_loss(optimizer, tape, loss, variables):
+    """One step of `optimizer` on `variables` down the gradient of `loss` (float32 scalar: the
+    mean over this replica's share of the batch) recorded on `tape`, with the gradient of
+    loss / replicas * loss scale injected at the top of the backward pass:
+    - / replicas: optimizer.apply_gradients all-reduces the replicas' gradients with a SUM
+      (keras TFOptimizer._all_reduce_sum_gradients), so the sum is the gradient of the mean over
+      the global batch. One device: replicas = 1.
+    - * loss scale: a LossScaleOptimizer (float16) multiplies by its dynamic scale so that
+      float16 gradients do not underflow, and its apply_gradients divides by it again (skipping
+      the step if they are not finite: on every replica, or on none, see agree_on_finite).
+      Other optimizers' scale_loss returns its argument unchanged."""
+    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+    factor = optimizer.scale_loss(tf.constant(1.0 / replicas, loss.dtype))
+    grads = tape.gradient(loss, variables, output_gradients=factor)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        grads = agree_on_finite(grads)
+    optimizer.apply_gradients(zip(grads, variables))

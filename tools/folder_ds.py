@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from batch_stream import epoch_batches_ds, epoch_steps, fold_seed
 from config import HOLE_SIZES, IMAGE_SUFFIXES, PHOTO_TASKS, load_hw, size_hw
+from mnist_ds import endless_index_batches, epoch_steps, fold_seed
 from tasks import make_src, src_channels
 
 SPLITS = ("train", "val", "test")
@@ -277,13 +277,13 @@ def pairs_ds(pairs, batch_size, channels, training=True, direction="AtoB", crop_
         a, b = load(index)
         return orient(*augment(a, b, fold_seed(seed, 3, number), crop_size, load_size, flip))
 
-    batches = epoch_batches_ds(len(pairs), batch_size, seed, first_epoch, skip_steps, max_epoch_steps)
+    batches = endless_index_batches(len(pairs), batch_size, seed, first_epoch, skip_steps, max_epoch_steps)
     ds = batches.flat_map(numbered_items(batch_size)).map(jittered, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def numbered_items(batch_size):
-    """For flat_map over epoch_batches_ds: one batch (global step, indices [batch_size]) -> its
+    """For flat_map over endless_index_batches: one batch (global step, indices [batch_size]) -> its
     items (item number, index), numbered across the whole run, so each item's jitter has a seed."""
     def items(step, indices):
         return tf.data.Dataset.from_tensor_slices((step * batch_size + tf.range(batch_size, dtype=tf.int64),
@@ -343,7 +343,7 @@ def photos_ds(photos, batch_size, channels, task, training=True, crop_size=CROP_
         target = jitter(read_image(paths[index], channels), fold_seed(seed, 3, number), crop_size, load_size, flip)
         return pair(target, fold_seed(seed, 4, number))
 
-    batches = epoch_batches_ds(len(photos), batch_size, seed, first_epoch, skip_steps, max_epoch_steps)
+    batches = endless_index_batches(len(photos), batch_size, seed, first_epoch, skip_steps, max_epoch_steps)
     ds = batches.flat_map(numbered_items(batch_size)).map(jittered, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 

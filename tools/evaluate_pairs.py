@@ -23,12 +23,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from config import RunFiles
-from evaluate import frechet_distance, kernel_distance, l1, psnr, ssim
-from folder_ds import check_pairs, find_pairs, has_split, image_info, pairs_ds
-from predict import auto_mode, translate
-from results_page import thumbnail, write_page
+from config import Config, RunFiles
 from tasks import grey_to_hole
+from tools.evaluate import frechet_distance, kernel_distance, l1, psnr, ssim
+from tools.folder_ds import check_pairs, find_pairs, has_split, image_info, pairs_ds
+from tools.predict import auto_mode, translate
+from tools.results_page import thumbnail, write_page
 from utils import load_generator, write_json
 from visual import to_uint8
 
@@ -69,11 +69,12 @@ def scoring_pairs(root):
     return pairs, folder
 
 
-def generate(generator, src, settings):
+def generate(generator, src, run):
     """The generator's outputs for `src` (float32 [n, h, w, c] in [-1, 1], at its input size):
     float32 [n, h, w, out_channels] in [-1, 1], run as `predict` runs this run's generator: in
-    predict.auto_mode, one image at a time in paper mode. The one place here that runs the generator."""
-    mode = auto_mode(settings)
+    predict.auto_mode of the `run` (its Config, or None), one image at a time in paper mode. The one
+    place here that runs the generator."""
+    mode = auto_mode(run)
     return translate(generator, src, batch_size=1 if mode == "paper" else CHUNK, mode=mode)
 
 
@@ -122,23 +123,25 @@ def set_distances(fake_features, target_features):
 # Scoring
 # ---------------------------------------------------------------------------------------------
 
-def score_pairs(generator, pairs, settings, extractor=None):
-    """Run `generator` on `pairs` (folder_ds.Pair), prepared with the run's `settings`, and score
+def score_pairs(generator, pairs, run, extractor=None):
+    """Run `generator` on `pairs` (folder_ds.Pair), prepared with the `run`'s settings (its Config;
+    None: the defaults), and score
     each output against its target. Returns (means, rows, features): means {"l1", "psnr", "ssim"}
     over the pairs; rows one dict per pair in their order (name, images: input, generated, target
     as uint8 thumbnails, and its l1, psnr, ssim); features (generated, target) [n, 2048] of the
     `extractor`, or None without one."""
     height, width, in_channels = generator.input_shape[1:]
-    direction = settings.get("direction", "AtoB")
+    cfg = run or Config()
+    direction = cfg.direction
     channels = (in_channels, generator.output_shape[-1])
     ds = pairs_ds(pairs, CHUNK, channels if direction == "AtoB" else channels[::-1], training=False,
-                  direction=direction, crop_size=(height, width), load_size=settings.get("load_size", 286))
+                  direction=direction, crop_size=(height, width), load_size=cfg.load_size)
     rows, features = [], ([], [])
     for src, target in ds:
         src, target = np.asarray(src), np.asarray(target)
-        if settings.get("task") == "inpaint":  # test inputs with a hole painted in grey, as predict reads them
+        if cfg.task == "inpaint":  # test inputs with a hole painted in grey, as predict reads them
             src = grey_to_hole(src)
-        fake = generate(generator, src, settings)
+        fake = generate(generator, src, run)
         scores = {name: metric(fake, target, per_image=True) for name, metric in
                   (("l1", l1), ("psnr", psnr), ("ssim", ssim))}
         for i in range(len(src)):
@@ -170,25 +173,25 @@ def evaluate_pairs(model_path, data, out=None, json_path=None, limit=0, fid=True
     (or `json_path`) and the results page into `out`, else the run folder. fid=False leaves FID
     and KID out; `extractor`: a feature model to use instead of InceptionV3 (tests). Returns the
     scores: means, "per_pair" (name, l1, psnr, ssim), and fid, kid or a "note" saying why not."""
-    run = RunFiles.of_model(model_path)
-    model_path = run.generator if os.path.isdir(model_path) else model_path
+    model_path = RunFiles(model_path).generator if os.path.isdir(model_path) else model_path
     pairs, folder = scoring_pairs(data)
     pairs = pairs[:limit] if limit else pairs
     generator = load_generator(model_path)
-    settings = run.settings()
-    if not settings:
+    run = Config.from_run(model_path)
+    if run is None:
         print(f"note: no config.json beside {model_path}: assuming --direction AtoB, images resized whole")
+    cfg = run or Config()
     height, width = generator.input_shape[1:3]
-    check_pairs(pairs, min(height, width), settings.get("load_size", 286))  # names a bad file first
+    check_pairs(pairs, min(height, width), cfg.load_size)  # names a bad file first
     note = None if fid else "FID and KID left out (--no-fid)"
     if fid and extractor is None:
         extractor, note = load_inception()
     if extractor is not None and len(pairs) < 2:
         extractor, note = None, "FID and KID left out: they need at least 2 pairs"
     print(f"Scoring {len(pairs)} pair(s) of {folder} with {model_path}")
-    means, rows, features = score_pairs(generator, pairs, settings, extractor)
-    scores = {"pairs": len(rows), "data": folder, "direction": settings.get("direction", "AtoB"),
-              "size": [height, width], "mode": auto_mode(settings), **means,
+    means, rows, features = score_pairs(generator, pairs, run, extractor)
+    scores = {"pairs": len(rows), "data": folder, "direction": cfg.direction,
+              "size": [height, width], "mode": auto_mode(run), **means,
               **(set_distances(*features) if features else {"note": note}),
               "per_pair": [{k: row[k] for k in ("name", "l1", "psnr", "ssim")} for row in rows]}
     distances = f", FID {scores['fid']:.2f}, KID {scores['kid']:.4f}" if features else ""
@@ -196,7 +199,7 @@ def evaluate_pairs(model_path, data, out=None, json_path=None, limit=0, fid=True
           f"SSIM {means['ssim']:.3f}{distances}")
     if note:
         print(f"note: {note}")
-    files = RunFiles(out) if out else run
+    files = RunFiles(out) if out else RunFiles.of_model(model_path)
     write_json(scores, json_path or files.scores)
     page = pairs_page(files, scores, rows, model_path)
     print(f"Scores written to {json_path or files.scores}; results page, worst first: {page}")

@@ -23,8 +23,8 @@ import warnings
 import keras
 import tensorflow as tf
 
-from config import RunFiles
-from predict import inference_mode
+from config import Config, RunFiles
+from tools.predict import inference_mode
 from utils import atomic_path, load_generator, write_json
 
 KERAS_FORMATS = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}  # Model.export's names
@@ -115,13 +115,13 @@ def write_export(model, fmt, path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def describe(generator, fmt, mode, model_path, settings):
+def describe(generator, fmt, mode, model_path, cfg):
     """The json written beside an export: what it is, its policy, its input and output."""
     shape = lambda s: ["n" if d is None else d for d in s]  # noqa: E731
     return {"format": fmt, "generator": os.path.abspath(model_path), "mode": mode, "policy": POLICIES[mode],
             "input": {"shape": shape(generator.input_shape), "dtype": "float32",
-                      "range": "[-1, 1]: pixel / 127.5 - 1", "what": f"the {settings.get('direction', 'AtoB')} "
-                      f"input{' of task ' + settings['task'] if settings.get('task') else ''}"},
+                      "range": "[-1, 1]: pixel / 127.5 - 1", "what": f"the {cfg.direction} "
+                      f"input{' of task ' + cfg.task if cfg.task else ''}"},
             "output": {"shape": shape(generator.output_shape), "dtype": "float32",
                        "range": "[-1, 1]: (value + 1) * 127.5 is the pixel"},
             "run": RUNTIMES[fmt], "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
@@ -132,8 +132,7 @@ def export(model_path, fmt, output=None, mode="auto"):
     (saved_model, tflite, onnx) to `output` (default: beside it, DEFAULT_NAMES), with the
     inference policy `mode` baked in; writes output + ".json" beside. Returns the path written.
     Refuses to overwrite anything."""
-    run = RunFiles.of_model(model_path)
-    model_path = run.generator if os.path.isdir(model_path) else model_path
+    model_path = RunFiles(model_path).generator if os.path.isdir(model_path) else model_path
     output = output or os.path.join(os.path.dirname(os.path.abspath(model_path)), DEFAULT_NAMES[fmt])
     for path in (output, output + ".json"):
         if os.path.exists(path):
@@ -141,10 +140,10 @@ def export(model_path, fmt, output=None, mode="auto"):
                                   f"--output")
     check_format(fmt)
     generator = load_generator(model_path)
-    settings = run.settings()
-    mode = inference_mode(mode, settings)
+    cfg = Config.from_run(model_path)
+    mode = inference_mode(mode, cfg)
     write_export(paper_mode(generator) if mode == "paper" else generator, fmt, output)
-    info = describe(generator, fmt, mode, model_path, settings)
+    info = describe(generator, fmt, mode, model_path, cfg or Config())
     write_json(info, output + ".json")
     print(f"Exported {model_path} as {fmt} to {output}: {POLICIES[mode]}. Input float32 "
           f"{json.dumps(info['input']['shape'])} in [-1, 1], the training size; notes in {output}.json")

@@ -11,8 +11,8 @@ import time
 import keras
 import numpy as np
 
-import distribute
-from checkpoint import save_checkpoint
+from tools import distribute
+from tools.checkpoint import save_checkpoint
 from utils import atomic_path, in_float32, save_model
 
 
@@ -36,7 +36,7 @@ class SaveGenerator(keras.callbacks.Callback):
 
 class SaveBestGenerator(keras.callbacks.Callback):
     """After an epoch whose validation L1 is the lowest of the run so far (`history`, a resumed
-    run's included, holds every epoch's logs once HistoryPlot has run), copy the generator file
+    run's included, holds every epoch's logs once HistoryRecorder has run), copy the generator file
     that SaveGenerator has just written (`generator_path`) to `path`: the last epoch's is not
     always the best."""
 
@@ -92,7 +92,7 @@ class Checkpoint(StepCallback):
     """Save a checkpoint to `path` after every epoch, and every `every_steps` steps within one.
 
     progress = {"epoch": epochs done, "step": steps done in the next epoch, "history": the
-    per-epoch logs so far (a dict shared with HistoryPlot), "config": `config`}.
+    per-epoch logs so far (a dict shared with HistoryRecorder), "config": `config`}.
     """
 
     def __init__(self, path, history, config, every_steps=0, step_offset=0, previous=None):
