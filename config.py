@@ -37,6 +37,7 @@ SIZES = ("keep", "train")  # predict --size: the input's own size, or resized to
 WHOLE_IMAGE_PIXELS = 2048 * 2048  # predict translates larger images only in tiles (--tile): memory
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")  # python pix2pix.py export --format
 HOLE_SIZES = (10, 15)  # inpainting: smallest and largest side of the square hole, pixels
+PAPER_DATASETS = ("cityscapes", "edges2handbags", "edges2shoes", "facades", "maps", "night2day")  # download NAME
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # the image files that folders of pairs or photos hold
 
 
@@ -232,7 +233,11 @@ def check_values(cfg):
 def check_data(data):
     """ValueError / FileNotFoundError for a --data that is missing or a single image file."""
     if data and not os.path.exists(data):
-        raise FileNotFoundError(f"--data {data} does not exist")
+        name = os.path.basename(os.path.normpath(data))
+        parent = os.path.dirname(os.path.normpath(data))
+        fetch = (f"; `python pix2pix.py download {name}{' --to ' + parent if parent else ''}` makes it"
+                 if name in PAPER_DATASETS else "")
+        raise FileNotFoundError(f"--data {data} does not exist{fetch}")
     if data and str(data).lower().endswith(IMAGE_SUFFIXES):
         raise ValueError(f"--data {data} is one image; give the folder of image pairs (README: Train on "
                          f"your own pairs), or MNIST's .npz or idx folder")

@@ -7,6 +7,7 @@ and run).
     python pix2pix.py demo ...         draw in the browser, watch a trained generator translate (demo.py)
     python pix2pix.py evaluate ...     score a generator on held-out test images (evaluate.py)
     python pix2pix.py ablation ...     the paper's loss ablation on MNIST (ablation.py)
+    python pix2pix.py download NAME    one of the paper's data sets, as a folder of pairs (download.py)
 
 One argparse parser with a subparser per command; each command's `check` (before TensorFlow loads:
 --help and usage errors answer at once) and `run` are set with set_defaults. The training flags
@@ -21,7 +22,18 @@ import shlex
 import sys
 
 from config import CHOICES as CONFIG_CHOICES
-from config import EXPORT_FORMATS, INFERENCE_MODES, SIZES, TASKS, WHOLE_IMAGE_PIXELS, Config, RunFiles, flag, size_hw
+from config import (
+    EXPORT_FORMATS,
+    INFERENCE_MODES,
+    PAPER_DATASETS,
+    SIZES,
+    TASKS,
+    WHOLE_IMAGE_PIXELS,
+    Config,
+    RunFiles,
+    flag,
+    size_hw,
+)
 
 MODEL_HELP = "the generator, OUT/generator.keras of a training run (or the run folder OUT)"
 FOLDER_ONLY = ("crop_size", "load_size", "direction", "no_flip")  # training flags that MNIST ignores
@@ -213,6 +225,9 @@ def build_parser():
                                      "gan, cgan, l1+gan, l1+cgan) with the same budget and seed, scores each on "
                                      "held-out digits, and writes ablation.md and ablation.png into --out."),
                  ablation_defaults)
+    add_download(command("download", "fetch one of the paper's data sets (facades, maps, ...)",
+                         description="Download one of the pix2pix paper's data sets from its authors' server (or "
+                                     "--mirror) and unpack it into a folder of A|B pairs that --data takes."))
     return parser
 
 
@@ -280,6 +295,15 @@ def add_ablation(sub, defaults):
                                          "$MNIST_PATH, else Keras' download, else the validation split)")
     sub.add_argument("--test-limit", type=int, default=0, help="score only N held-out digits (0: all)")
     sub.set_defaults(check=check_training, run=run_ablation, **defaults)
+
+
+def add_download(sub):
+    sub.epilog = ("An interrupted download resumes where it stopped; the folder appears only once the archive "
+                  "is complete and its layout checked (docs/own-pairs.md).")
+    sub.add_argument("name", choices=PAPER_DATASETS, metavar="NAME", help=f"one of {', '.join(PAPER_DATASETS)}")
+    sub.add_argument("--to", default=".", help="folder to put NAME/ in")
+    sub.add_argument("--mirror", help="base URL of another host with the same file names (NAME.tar.gz)")
+    sub.set_defaults(run=run_download)
 
 
 def check_training(args, error):
@@ -395,6 +419,12 @@ def run_evaluate(args):
 def run_ablation(args):
     from tools.ablation import ablation
     ablation(args.cfg, args.test_data, args.test_limit)
+
+
+@fail_in_one_line
+def run_download(args):
+    from tools.download import download
+    download(args.name, args.to, args.mirror)
 
 
 def quiet_tensorflow():
