@@ -37,6 +37,7 @@ SIZES = ("keep", "train")  # predict --size: the input's own size, or resized to
 WHOLE_IMAGE_PIXELS = 2048 * 2048  # predict translates larger images only in tiles (--tile): memory
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")  # python pix2pix.py export --format
 HOLE_SIZES = (10, 15)  # inpainting: smallest and largest side of the square hole, pixels
+SHIPPED_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "mnist_inpaint")  # the default run
 PAPER_DATASETS = ("cityscapes", "edges2handbags", "edges2shoes", "facades", "maps", "night2day")  # download NAME
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # the image files that folders of pairs or photos hold
 

@@ -7,7 +7,7 @@ inpainting run with several seeds and score each on the 10,000 MNIST test digits
 
 Each (variant, seed) trains in runs/variants/NAME-sN with `tools.training.train` (a finished one is
 skipped, an interrupted one resumed: run the command again), and is scored with
-`evaluate.score_generator` next to the ceiling (the accuracy of a classifier trained on masked
+`evaluate.score_generator` next to the baseline (the accuracy of a classifier trained on masked
 digits, on the test inputs). The table printed at the end, and written to runs/variants/variants.md,
 gives each variant's mean over the seeds with the spread (min-max) and its training minutes.
 Minutes depend on the machine and on what else runs on it: compare them within one table.
@@ -117,9 +117,9 @@ VARIANTS = {
 # applied by extra_settings around pix2pix.build_model.
 EXTRA = ("disc_lr", "unet_depth", "real_label", "d_steps", "shift")
 
-SCORES = [("acc_generated", "accuracy", "{:.2%}"), ("acc_ceiling", "ceiling", "{:.2%}"),
-          ("frechet_generated", "Fréchet", "{:.3f}"), ("l1_hole", "L1 hole", "{:.4f}"),
-          ("ssim_hole", "SSIM hole", "{:.3f}"), ("grey_hole", "grey hole", "{:.1%}"),
+SCORES = [("acc_generated", "accuracy", "{:.2%}"), ("acc_input_baseline", "baseline", "{:.2%}"),
+          ("frechet_generated", "Fréchet", "{:.3f}"), ("l1_region", "L1 hole", "{:.4f}"),
+          ("ssim_region", "SSIM hole", "{:.3f}"), ("grey_region", "grey hole", "{:.1%}"),
           ("l1_outside", "L1 outside", "{:.4f}")]
 
 
@@ -141,7 +141,7 @@ def train_and_score(name, seed, root, test):
     else:
         generator = keras.models.load_model(files.generator, compile=False)
         images, labels, judge, ceiling = test
-        scores = score_generator(generator, images, labels, judge, seed=0, ceiling=ceiling)
+        scores = score_generator(generator, images, labels, judge, seed=0, baseline=ceiling)
         scores["l1_outside"] = outside_error(generator, images)
         with open(saved, "w") as f:
             json.dump(scores, f)

@@ -30,9 +30,9 @@ SETTINGS = {"preset": {},  # Config.mnist() as it is
             "12-03": SMALL_D,  # the preset of 12-03: both nets half as wide, the paper's learning rate
             "lr8": dict(SMALL_D, lr=8e-4),  # the preset of 12-03 evening: lr 8e-4, a PatchGAN of 2 stride-2 layers
             "p70": dict(SMALL_D, lr=8e-4, disc_layers=3)}  # 12-03 late evening: 70x70 patches, D uncapped (256)
-COLUMNS = [("acc_masked", "input accuracy", "{:.1%}"), ("acc_generated", "generated accuracy", "{:.1%}"),
-           ("acc_ceiling", "ceiling", "{:.1%}"), ("frechet_generated", "Fréchet", "{:.2f}"),
-           ("l1_hole", "L1", "{:.3f}"), ("ssim_hole", "SSIM", "{:.3f}"), ("grey_hole", "grey", "{:.1%}"),
+COLUMNS = [("acc_input", "input accuracy", "{:.1%}"), ("acc_generated", "generated accuracy", "{:.1%}"),
+           ("acc_input_baseline", "baseline", "{:.1%}"), ("frechet_generated", "Fréchet", "{:.2f}"),
+           ("l1_region", "L1", "{:.3f}"), ("ssim_region", "SSIM", "{:.3f}"), ("grey_region", "grey", "{:.1%}"),
            ("minutes", "minutes", "{:.1f}")]  # "hole": the whole image for every task but inpaint
 SHORT = {"edges2digit": "edges", "denoise": "noisy", "superres": "7x7", "inpaint": "masked", "edges2fashion": "edges"}
 

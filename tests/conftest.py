@@ -1,7 +1,8 @@
 """Shared helpers and fixtures: the project root on sys.path, quiet TensorFlow, running the command
 line in a fresh process, tiny models, small real digits, and the files a training run writes.
 
-Test files import the helpers by name (`from conftest import run_cli, tiny_model`); programs that
+Test files import the helpers by name (`from conftest import run_cli`) and take `tiny_model` as a
+fixture; programs that
 a test runs in a process of its own are real files in tests/programs/.
 """
 import os
@@ -63,18 +64,28 @@ def program(name):
     return os.path.join(PROGRAMS, name)
 
 
-def tiny_model(img_shape=(16, 16, 1), lr=2e-4, loss="l1+cgan", **unet_kwargs):
-    """A compiled Pix2Pix with 8-filter nets and the paper's Adam settings at learning rate `lr`."""
+def build_tiny_model(img_shape=(16, 16, 1), lr=2e-4, loss="l1+cgan", filters=8, out_channels=None, ema=0.0,
+                     optimizers=None, **unet_kwargs):
+    """A compiled Pix2Pix with nets of `filters` first-layer filters (at most twice that), the paper's
+    Adam settings at learning rate `lr` for both nets (or `optimizers`, a (D's, G's) pair), and
+    loss, ema, out_channels and unet's keyword arguments as given. The one place tests build one."""
     import keras
 
     from nets import patch_discriminator, unet
     from pix2pix import Pix2Pix
-    model = Pix2Pix(generator=unet(img_shape, filters=8, max_filters=16, **unet_kwargs),
-                    discriminator=patch_discriminator(img_shape, filters=8, conditional=loss.endswith("cgan")),
-                    l1_weight=100.0, loss=loss)
-    model.compile(d_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
-                  g_optimizer=keras.optimizers.Adam(lr, beta_1=0.5))
+    model = Pix2Pix(generator=unet(img_shape, out_channels, filters=filters, max_filters=2 * filters, **unet_kwargs),
+                    discriminator=patch_discriminator(img_shape, out_channels, filters=filters,
+                                                      conditional=loss.endswith("cgan")),
+                    l1_weight=100.0, loss=loss, ema=ema)
+    d_optimizer, g_optimizer = optimizers or (keras.optimizers.Adam(lr, beta_1=0.5) for _ in "dg")
+    model.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer)
     return model
+
+
+@pytest.fixture
+def tiny_model():
+    """build_tiny_model, the factory of the tiny compiled Pix2Pix models tests train."""
+    return build_tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import bench_train  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the learner's subset leaves it out: -m "not slow"
+
 
 def test_quick_mnist_run_gives_a_speed_for_every_mode(tmp_path, capsys):
     """Every mode but XLA, whose compile alone takes a minute (tests/test_distribute.py checks XLA's losses)."""

@@ -21,6 +21,7 @@ def short_run(mnist_npz, tmp_path_factory):
     return out, result.stdout, result.stderr
 
 
+@pytest.mark.slow
 def test_cli_writes_every_output(short_run):
     out, stdout, _ = short_run
     assert f"Writing outputs to {out}" in stdout
@@ -34,6 +35,7 @@ def test_cli_writes_every_output(short_run):
     assert not [p for p in out.rglob(".*")], "temporary files were left behind"
 
 
+@pytest.mark.slow
 def test_sample_grid_and_gif_content(short_run):
     from PIL import Image
     out, _, _ = short_run
@@ -43,6 +45,7 @@ def test_sample_grid_and_gif_content(short_run):
     assert gif.n_frames == 2
 
 
+@pytest.mark.slow
 def test_generator_loads_in_a_fresh_process(short_run, tmp_path):
     """Plain keras.models.load_model, in a process that never imports this project."""
     out, _, _ = short_run
@@ -58,6 +61,7 @@ def test_help_explains_every_flag():
         assert flag in result.stdout
 
 
+@pytest.mark.slow
 def test_a_run_says_its_plan_and_time_and_prints_no_error_lines(short_run):
     _, stdout, stderr = short_run
     assert "Plan: 2 epochs of 4 steps = 8 steps of 16 images" in stdout
@@ -103,6 +107,7 @@ def test_evaluate_refuses_a_negative_limit_and_names_a_damaged_config(tmp_path):
         assert code == 2 and f"{run / 'config.json'} is not a run's settings" in stderr
 
 
+@pytest.mark.slow
 def test_import_has_no_side_effects(tmp_path):
     modules = sorted(name[:-3] for name in os.listdir(ROOT) if name.endswith(".py"))
     script = f"import sys; sys.path.insert(0, {ROOT!r}); import {', '.join(modules)}"

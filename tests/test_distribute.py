@@ -22,6 +22,8 @@ from tools.checkpoint import start_state
 from tools.distribute import ReplicatedPix2Pix
 from tools.training import train
 
+pytestmark = pytest.mark.slow  # the learner's subset leaves it out: -m "not slow"
+
 TINY = ["--limit", "32", "--batch-size", "16", "--val-size", "16", "--epochs", "1", *TINY_NETS,
         "--verbose", "2"]  # 2 steps of 8 images per worker
 

@@ -18,6 +18,8 @@ from tools import evaluate_pairs, results_page
 from tools.evaluate import frechet_distance, kernel_distance
 from tools.folder_ds import write_pairs
 
+pytestmark = pytest.mark.slow  # the learner's subset leaves it out: -m "not slow"
+
 # ---------------------------------------------------------------------------------------------
 # The distances on features with known answers
 # ---------------------------------------------------------------------------------------------

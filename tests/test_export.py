@@ -10,6 +10,8 @@ from config import RunFiles
 from tools import cli, export
 from tools.predict import translate
 
+pytestmark = pytest.mark.slow  # the learner's subset leaves it out: -m "not slow"
+
 TOLERANCE = 1e-4  # float32 kernels of three runtimes; the outputs lie in [-1, 1]
 
 

@@ -209,6 +209,7 @@ def trained(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_folder_run_writes_every_output_and_its_settings(trained):
     run_dir = trained / "run"
     for name in RUN_FILES:
@@ -221,6 +222,7 @@ def test_folder_run_writes_every_output_and_its_settings(trained):
     assert len(json.loads((run_dir / "history.json").read_text())["d_loss"]) == 1
 
 
+@pytest.mark.slow
 def test_predict_a_file_and_a_folder(trained, tmp_path):
     model = str(trained / "run" / "generator.keras")
     photo = Image.fromarray(photo_crops(1, size=70, seed=3)[0])
@@ -241,6 +243,7 @@ def test_predict_a_file_and_a_folder(trained, tmp_path):
     assert all(Image.open(tmp_path / "o2" / n).size == (pair_w // 2, pair_h) for n in os.listdir(tmp_path / "o2"))
 
 
+@pytest.mark.slow
 def test_evaluate_scores_the_test_pairs_and_writes_a_page(trained, tmp_path, capsys):
     result = run_cli(["evaluate", "--model", str(trained / "run"), "--data", str(trained / "data"), "--no-fid",
                       "--out", str(tmp_path / "scores")])
@@ -257,6 +260,7 @@ def test_evaluate_scores_the_test_pairs_and_writes_a_page(trained, tmp_path, cap
         assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_predict_refuses_bad_requests(trained, tmp_path):
     model = str(trained / "run" / "generator.keras")
     inputs = trained / "data" / "val"
@@ -281,6 +285,7 @@ def test_predict_refuses_bad_requests(trained, tmp_path):
     assert not (tmp_path / "o3").exists()
 
 
+@pytest.mark.slow
 def test_predict_rewrites_its_own_outputs_but_never_a_users_file(trained, tmp_path):
     model = str(trained / "run" / "generator.keras")
     image = trained / "data" / "val" / sorted(os.listdir(trained / "data" / "val"))[0]

@@ -5,7 +5,6 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from conftest import tiny_model
 from nets import patch_discriminator, receptive_field, unet
 from pix2pix import Pix2Pix, build_model
 
@@ -104,7 +103,7 @@ def test_weights_initialised_from_paper_normal():
     assert abs(kernel.mean()) < 0.002 and abs(kernel.std() - 0.02) < 0.002
 
 
-def test_one_train_step_updates_both_nets():
+def test_one_train_step_updates_both_nets(tiny_model):
     tf.random.set_seed(0)
     model = tiny_model()
     src = tf.random.uniform((4, 16, 16, 1), -1, 1)
@@ -120,7 +119,8 @@ def test_one_train_step_updates_both_nets():
     assert int(model.d_optimizer.iterations) == 1 and int(model.g_optimizer.iterations) == 1
 
 
-def test_a_few_steps_lower_l1(digits):
+@pytest.mark.slow
+def test_a_few_steps_lower_l1(digits, tiny_model):
     from mnist_ds import to_unit_range
     from tasks import mask_square
     tf.random.set_seed(1)
@@ -138,7 +138,7 @@ def test_a_few_steps_lower_l1(digits):
     assert l1() < 0.6 * first
 
 
-def test_test_step_reports_validation_l1():
+def test_test_step_reports_validation_l1(tiny_model):
     model = tiny_model()
     target = tf.zeros((2, 16, 16, 1))
     logs = model.test_step((target, target))
@@ -146,11 +146,9 @@ def test_test_step_reports_validation_l1():
     assert logs["l1"].numpy() == pytest.approx(float(tf.reduce_mean(tf.abs(fake))), rel=1e-5)
 
 
-def test_grey_to_colour_pairs_train():
+def test_grey_to_colour_pairs_train(tiny_model):
     """Own pairs with different channel counts: 1-channel inputs, 3-channel targets."""
-    model = Pix2Pix(generator=unet((32, 32, 1), out_channels=3, filters=8, max_filters=16),
-                    discriminator=patch_discriminator((32, 32, 1), target_channels=3, filters=8))
-    model.compile()
+    model = tiny_model((32, 32, 1), out_channels=3)
     pairs = tf.data.Dataset.from_tensor_slices((tf.zeros((4, 32, 32, 1)), tf.ones((4, 32, 32, 3)))).batch(2)
     history = model.fit(pairs, epochs=1, verbose=0)
     assert np.isfinite(history.history["g_l1_loss"][0])
@@ -159,12 +157,10 @@ def test_grey_to_colour_pairs_train():
 
 def variant(loss, d_lr=2e-4):
     """A tiny Pix2Pix trained with `loss`; the same initial weights for every call (seeded)."""
+    from conftest import build_tiny_model
     keras.utils.set_random_seed(7)
-    model = Pix2Pix(generator=unet((16, 16, 1), filters=4, max_filters=8, dropout_blocks=0),
-                    discriminator=patch_discriminator((16, 16, 1), filters=4, conditional=loss.endswith("cgan")),
-                    loss=loss)
-    model.compile(d_optimizer=keras.optimizers.Adam(d_lr, beta_1=0.5), g_optimizer=keras.optimizers.Adam(1e-3))
-    return model
+    return build_tiny_model(loss=loss, filters=4, dropout_blocks=0,
+                            optimizers=(keras.optimizers.Adam(d_lr, beta_1=0.5), keras.optimizers.Adam(1e-3)))
 
 
 def test_l1_variant_never_touches_the_discriminator():
@@ -242,13 +238,11 @@ def test_paste_known_keeps_known_pixels_bit_identical_and_loads_in_plain_keras(d
     assert np.array_equal(np.asarray(keras.models.load_model(path, compile=False)(src)), out)
 
 
-def test_ema_generator_holds_the_moving_average_of_the_generators_weights():
+def test_ema_generator_holds_the_moving_average_of_the_generators_weights(tiny_model):
     """After each step t: avg = d * avg + (1 - d) * w with d = min(ema, (1 + t) / (10 + t)), for
     every weight (BatchNorm statistics included); what is validated and saved is that average."""
     tf.random.set_seed(0)
-    model = Pix2Pix(generator=unet((16, 16, 1), filters=8, max_filters=16), ema=0.5,
-                    discriminator=patch_discriminator((16, 16, 1), filters=8))
-    model.compile()
+    model = tiny_model(ema=0.5)
     src, target = tf.random.uniform((4, 16, 16, 1), -1, 1), tf.random.uniform((4, 16, 16, 1), -1, 1)
     expected = [w.numpy() for w in model.generator.weights]
     for t in (1, 2, 3):

@@ -7,6 +7,10 @@ install) whose working directory is the repository root, as in Jupyter.
 import json
 import os
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the learner's subset leaves it out: -m "not slow"
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "pix2pix.ipynb")
 TINY_BUDGET = {"PIX2PIX_NB_EPOCHS": "1", "PIX2PIX_NB_LIMIT": "128", "PIX2PIX_NB_FILTERS": "8"}

@@ -118,6 +118,7 @@ def test_function_pastes_alone(name):
     check(namespace)
 
 
+@pytest.mark.slow
 def test_the_readme_snippet_runs_as_printed(tmp_path, monkeypatch):
     """README's "Paste a piece" block, run as a reader would paste it, with 2 steps of 1 epoch instead
     of 5 epochs: it must train and fill a validation batch of the right shape and range."""

@@ -93,6 +93,7 @@ def test_the_stream_repeats_and_resumes(photos):
     assert len({b.tobytes() for b in whole}) == 5        # fresh crops and holes every step
 
 
+@pytest.mark.slow
 def test_a_short_run_on_photos_with_a_wide_crop(photos, tmp_path, capsys):
     out = tmp_path / "run"
     cli.main(["--data", photos, "--task", "colorize", "--crop-size", CROP, "--load-size", "36", "--epochs", "1",
@@ -142,6 +143,7 @@ def test_bad_photo_folders_name_the_file(tmp_path):
         get_folder_ds(str(tmp_path / "ab"), crop_size=CROP, task="denoise", verbose=False)
 
 
+@pytest.mark.slow
 def test_pairs_train_at_a_crop_that_the_unet_builds_but_no_power_of_two_divides(tmp_path):
     """192x256: the U-Net halves it 6 times (unet_depth); the command line takes what nets.unet builds."""
     from tools.folder_ds import write_pairs

@@ -22,6 +22,8 @@ from tools.checkpoint import read_progress
 from tools.predict import translate
 from utils import check_images
 
+pytestmark = pytest.mark.slow  # the learner's subset leaves it out: -m "not slow"
+
 TINY = ["--limit", "256", "--batch-size", "32", "--val-size", "16", *TINY_NETS, "--verbose", "2"]  # 8 steps/epoch
 
 

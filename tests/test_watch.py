@@ -12,6 +12,8 @@ from config import Config, RunFiles
 from tools.callbacks import LinearDecay
 from tools.training import train
 
+pytestmark = pytest.mark.slow  # the learner's subset leaves it out: -m "not slow"
+
 
 def test_linear_decay_is_constant_then_falls_to_lr_over_n_plus_1():
     decay = LinearDecay(2e-4, epochs=10, decay_epochs=4)

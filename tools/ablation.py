@@ -21,9 +21,9 @@ from tools.training import train
 from visual import comparison_grid, save_image
 
 # Columns of the table: (score key of evaluate.score_generator, heading, format).
-COLUMNS = [("acc_generated", "digit accuracy", "{:.1%}"), ("l1_hole", "L1 in hole", "{:.3f}"),
-           ("ssim_hole", "SSIM in hole", "{:.3f}"), ("frechet_generated", "Fréchet distance", "{:.2f}"),
-           ("grey_hole", "grey pixels in hole", "{:.1%}")]  # "hole": the whole image for other tasks
+COLUMNS = [("acc_generated", "digit accuracy", "{:.1%}"), ("l1_region", "L1 in hole", "{:.3f}"),
+           ("ssim_region", "SSIM in hole", "{:.3f}"), ("frechet_generated", "Fréchet distance", "{:.2f}"),
+           ("grey_region", "grey pixels in hole", "{:.1%}")]  # "hole": the whole image for other tasks
 
 
 def held_out_digits(cfg, test_data, limit):

