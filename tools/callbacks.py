@@ -180,29 +180,46 @@ class TrainingHealth(keras.callbacks.Callback):
 
 class TimeEstimate(keras.callbacks.Callback):
     """When the second epoch that a fit call runs begins, print how long the first took and about
-    when the remaining epochs will be done. The first step (tracing the graph) is left out of the
-    rate; each epoch has the same number of steps."""
+    when the remaining epochs will be done, from the rate of its training steps alone: the first
+    step (tracing the graph) and the first epoch's one-off costs (compiling validation, the first
+    saves) are left out. When the third begins, print a corrected estimate from the whole second
+    epoch (validation and saves included) if it differs by more than a fifth. Each epoch has the
+    same number of steps."""
 
     def __init__(self):
         super().__init__()
-        self.epochs_seen, self.first_step_done, self.took = 0, None, None
+        self.epochs_seen, self.first_step_done, self.last_step_done = 0, None, None
+        self.epoch_began, self.whole_epoch, self.per_epoch = None, None, None
 
     def on_train_batch_end(self, batch, logs=None):
-        self.first_step_done = self.first_step_done or time.time()
+        self.last_step_done = time.time()
+        if self.epochs_seen == 0:
+            self.first_step_done = self.first_step_done or self.last_step_done
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_seen += 1
-        if self.epochs_seen == 1 and self.params.get("steps", 0) > 1:
-            steps = self.params["steps"]
-            self.took = (time.time() - self.first_step_done) * steps / (steps - 1)
+        steps = self.params.get("steps") or 0
+        if self.epochs_seen == 1 and steps > 1:
+            self.per_epoch = (self.last_step_done - self.first_step_done) * steps / (steps - 1)
+        if self.epochs_seen == 2 and self.epoch_began:
+            self.whole_epoch = time.time() - self.epoch_began
 
     def on_epoch_begin(self, epoch, logs=None):
-        left = self.params["epochs"] - epoch
-        if self.epochs_seen != 1 or self.took is None or left < 1:
+        self.epoch_began, left = time.time(), self.params["epochs"] - epoch
+        if left < 1:
             return
-        finish = time.strftime("%H:%M", time.localtime(time.time() + left * self.took))
-        print(f"The first epoch took {duration(self.took)} once compiled; the remaining {left} epoch"
-              f"{'s' * (left > 1)} should take about {duration(left * self.took)} (done around {finish})")
+        if self.epochs_seen == 1 and self.per_epoch:
+            print(f"The first epoch's steps took {duration(self.per_epoch)} once compiled; the remaining {left} "
+                  f"epoch{'s' * (left > 1)} should take about {self.estimate(left, self.per_epoch)}")
+        elif self.epochs_seen == 2 and self.whole_epoch and self.per_epoch and (
+                abs(self.whole_epoch - self.per_epoch) > 0.2 * self.per_epoch):
+            print(f"The second epoch took {duration(self.whole_epoch)} with validation and saving; the remaining "
+                  f"{left} epoch{'s' * (left > 1)} should take about {self.estimate(left, self.whole_epoch)}")
+
+    @staticmethod
+    def estimate(left, per_epoch):
+        finish = time.strftime("%H:%M", time.localtime(time.time() + left * per_epoch))
+        return f"{duration(left * per_epoch)} (done around {finish})"
 
 
 def duration(seconds):

@@ -430,12 +430,11 @@ def evaluate(model_path, task, data=None, limit=0, json_path=None, out=None):
     images, labels = load_for_task(task, data, split="test")  # never training images
     if limit:
         images, labels = images[:limit], labels[:limit]
-    training_set = classifier_training_set(fashion)  # loaded once for the judge and the ceiling
-    classifier = load_or_train_classifier(fashion=fashion, training_set=training_set)
+    classifier = load_or_train_classifier(fashion=fashion)  # the shipped judge: no training images needed
     real, src, hole = task_inputs(images, task)
     fake = np.asarray(generator.predict(src, batch_size=256, verbose=0))
     scores = score_outputs(src, fake, real, hole, labels, classifier, task,
-                           baseline=load_or_train_classifier(fashion=fashion, task=task, training_set=training_set))
+                           baseline=load_or_train_classifier(fashion=fashion, task=task))
     what = f"square holes of {HOLE_SIZES[0]}-{HOLE_SIZES[1]} pixels" if task == "inpaint" else f"task {task}"
     print(f"Scores on {scores['digits']:,} held-out {'items' if fashion else 'digits'}, {what}:")
     print(format_scores(scores))
