@@ -15,6 +15,7 @@ import importlib.util
 import json
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 
 LOSSES = ("l1+cgan", "l1+gan", "cgan", "gan", "l1")  # the paper's Table 1 rows; l1+cgan is pix2pix
@@ -276,6 +277,27 @@ def unet_depth(height, width, depth=None, max_pad=0.25):
                          f"{height}x{width} would need {padded(height, depth)}x{padded(width, depth)} "
                          f"(more than {max_pad:.0%} padding). Resize or crop the images, or pass a smaller depth")
     return depth
+
+
+def check_model_file(path):
+    """FileNotFoundError / ValueError, naming the file, if `path` cannot be a saved Keras model (a
+    .keras file is a zip archive): missing, empty, an HDF5 checkpoint, text, or not a zip. Reads
+    the first bytes only, so the command line refuses it before TensorFlow loads; utils.load_generator
+    makes the same check."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--model {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(512)
+    what = None
+    if not head:
+        what = "an empty file"
+    elif head.startswith(b"\x89HDF"):
+        what = "an HDF5 file (a checkpoint such as pix2pix.weights.h5?); use the generator.keras of the same run"
+    elif not zipfile.is_zipfile(path):
+        printable = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+        what = "a text file" if printable else "not a zip archive, or a damaged or truncated one"
+    if what:
+        raise ValueError(f"{path} is not a saved Keras model (.keras, a zip archive): it is {what}")
 
 
 def is_pair_folder(path):

@@ -10,10 +10,11 @@ import json
 import os
 import shutil
 import tempfile
-import zipfile
 
 import keras
 import numpy as np
+
+from config import check_model_file
 
 try:
     import resource  # the file-size limit; POSIX only
@@ -191,20 +192,7 @@ def load_generator(path):
     """keras.models.load_model(path, compile=False) for a saved generator (a .keras file), or an
     error in one line that names the file and says what it is instead: missing, empty, an HDF5
     checkpoint, text, or a damaged zip."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--model {path} does not exist")
-    with open(path, "rb") as f:
-        head = f.read(512)
-    what = None
-    if not head:
-        what = "an empty file"
-    elif head.startswith(b"\x89HDF"):
-        what = "an HDF5 file (a checkpoint such as pix2pix.weights.h5?); use the generator.keras of the same run"
-    elif not zipfile.is_zipfile(path):
-        printable = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
-        what = "a text file" if printable else "not a zip archive, or a damaged or truncated one"
-    if what:
-        raise ValueError(f"{path} is not a saved Keras model (.keras, a zip archive): it is {what}")
+    check_model_file(path)
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many kinds, with long messages

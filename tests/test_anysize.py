@@ -95,3 +95,14 @@ def test_mnist_runs_keep_the_training_size_by_default(tmp_path, photos):
     assert sizes(tmp_path / "out") == {"wide.png": (28, 28)}                      # resized: a digit net
     predict.predict(str(tmp_path), str(photos / "wide.png"), str(tmp_path / "kept"), size="keep")
     assert sizes(tmp_path / "kept") == {"wide.png": (75, 40)}
+
+
+def test_a_photo_run_keeps_each_inputs_size_by_default(tmp_path, photos):
+    """One rule for every run made from a folder (Config.kind): a --task colorize run on photos
+    keeps each input's size, as a run on pairs does; only MNIST runs resize to the training size."""
+    from nets import unet
+    unet((16, 16, 1), out_channels=3, filters=4, max_filters=8).save(RunFiles(str(tmp_path)).generator)
+    (tmp_path / "config.json").write_text(json.dumps({"task": "colorize", "crop_size": 16, "load_size": 0,
+                                                      "batch_size": 4}))
+    predict.predict(str(tmp_path), str(photos / "wide.png"), str(tmp_path / "out"))
+    assert sizes(tmp_path / "out") == {"wide.png": (75, 40)}

@@ -90,8 +90,9 @@ def test_nonsense_flags_are_refused(args, message):
 
 def test_a_refusal_ends_the_program_before_tensorflow_loads():
     result = run_cli(["--epochs", "-1", "--lambda", "-5"])  # a fresh process, as a user meets it
-    last = result.stderr.strip().splitlines()[-1]
-    assert result.returncode == 2 and last == "pix2pix.py: error: --epochs must be at least 1, got -1"
+    assert result.returncode == 2 and result.stderr == "pix2pix.py: error: --epochs must be at least 1, got -1\n"
+    typo = run_cli(["--epoch", "3"])                                  # argparse's own refusals: one line too
+    assert typo.stderr == "pix2pix.py: error: unrecognized arguments: --epoch 3\n"
     assert "Traceback" not in result.stderr and "tensorflow" not in result.stderr.lower()
 
 

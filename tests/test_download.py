@@ -133,7 +133,8 @@ def test_a_complete_archive_becomes_a_folder_of_pairs(tmp_path, server, capsys):
     folder = download.download("facades", str(tmp_path), server.url)
     assert folder == str(tmp_path / "facades")
     assert os.listdir(tmp_path) == ["facades"]  # no archive, no .part, no temporary folder
-    from tools.folder_ds import find_pairs, get_folder_ds  # TensorFlow: imported by this test only
+    from tools.folder_ds import get_folder_ds  # TensorFlow: imported by this test only
+    from tools.image_files import find_pairs
     assert [len(find_pairs(folder, split)) for split in ("train", "val", "test")] == [3, 2, 2]
     train, val, steps, channels = get_folder_ds(folder, val_size=2, crop_size=32, load_size=0, verbose=False)
     src, target = next(iter(train))

@@ -11,7 +11,8 @@ from PIL import Image
 import config
 from conftest import RUN_FILES, run_cli, run_here
 from tools import cli
-from tools.folder_ds import augment, check_pairs, find_pairs, get_folder_ds, pairs_ds, write_pairs
+from tools.folder_ds import augment, get_folder_ds, pairs_ds, write_pairs
+from tools.image_files import check_pairs, find_pairs
 
 SMALL_NETS = ["--crop-size", "32", "--load-size", "36", "--gen-filters", "8", "--disc-filters", "8",
               "--verbose", "0"]

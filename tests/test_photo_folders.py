@@ -14,7 +14,8 @@ import tasks
 from config import PHOTO_TASKS, TASKS, Config
 from conftest import TINY_NETS
 from tools import cli
-from tools.folder_ds import get_folder_ds, photos_ds, split_pairs
+from tools.folder_ds import get_folder_ds, photos_ds
+from tools.image_files import split_pairs
 
 CROP = "32x64"  # height 32, width 64: wide crops, as for street scenes
 

@@ -123,7 +123,7 @@ def run_pix2pix_timing_imports(args):
     return result, imported
 
 
-@pytest.mark.parametrize("command", [[], ["predict"], ["export"], ["demo"], ["evaluate"], ["ablation"]])
+@pytest.mark.parametrize("command", [[], ["predict"], ["export"], ["demo"], ["evaluate"], ["ablation"], ["download"]])
 def test_help_answers_without_importing_tensorflow(command):
     result, imported = run_pix2pix_timing_imports([*command, "--help"])
     assert result.returncode == 0 and "usage: pix2pix.py" in result.stdout
@@ -138,6 +138,20 @@ def test_bad_flags_are_refused_without_importing_tensorflow(flags):
     result, imported = run_pix2pix_timing_imports(flags)
     assert result.returncode == 2 and "error:" in result.stderr.splitlines()[-1]
     assert "argparse" in imported and not imported & {"tensorflow", "keras", "numpy"}
+
+
+def test_a_text_file_as_model_and_a_damaged_image_are_refused_before_tensorflow_loads(tmp_path):
+    """predict's inputs are checked as flags are: in a fraction of a second, in one line."""
+    (tmp_path / "notes.keras").write_text("epochs: 15\n")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))   # a PNG cut short
+    for args, message in ((["--model", str(tmp_path / "notes.keras")], "notes.keras is not a saved Keras model"),
+                          ([], "digit.png: not a readable image")):
+        result, imported = run_pix2pix_timing_imports(["predict", *args, "--input", str(tmp_path / "in"),
+                                                       "--output", str(tmp_path / "out")])
+        last = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 2 and message in last and last.startswith("pix2pix.py predict: error:")
+        assert not imported & {"tensorflow", "keras"}
 
 
 def test_run_file_names_are_written_only_in_config():

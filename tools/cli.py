@@ -32,6 +32,7 @@ from config import (
     WHOLE_IMAGE_PIXELS,
     Config,
     RunFiles,
+    check_model_file,
     flag,
     size_hw,
 )
@@ -253,7 +254,7 @@ def add_predict(sub):
                      help=f"with --size keep: translate in overlapping N x N tiles with blended seams, for images "
                           f"over {WHOLE_IMAGE_PIXELS / 1e6:.1f} megapixels (refused whole: memory); 0: each "
                           f"image whole")
-    sub.set_defaults(run=run_predict)
+    sub.set_defaults(check=check_predict, run=run_predict)
 
 
 def add_export(sub):
@@ -325,11 +326,30 @@ def check_training(args, error):
 
 
 def check_model(args, error):
-    """--model left out: the shipped generator (config.SHIPPED_RUN), said in one line."""
+    """--model left out: the shipped generator (config.SHIPPED_RUN), said in one line; then the file
+    is checked (config.check_model_file) before TensorFlow loads."""
     if getattr(args, "model", "") is None:
-        args.model = os.path.relpath(RunFiles(SHIPPED_RUN).generator)
+        shipped = RunFiles(SHIPPED_RUN).generator
+        args.model = shipped if os.path.relpath(shipped).startswith("..") else os.path.relpath(shipped)
         print(f"Model: {args.model}, the shipped generator of the default run (python pix2pix.py; --model for "
               f"your own)")
+    if getattr(args, "model", None):
+        try:
+            check_model_file(RunFiles(args.model).generator if os.path.isdir(args.model) else args.model)
+        except (ValueError, OSError) as e:
+            error(str(e))
+
+
+def check_predict(args, error):
+    """predict's model and every input file's header, before TensorFlow loads (predict checks them
+    again, for callers from Python)."""
+    from tools.image_files import image_info, input_files
+    check_model(args, error)
+    try:
+        for path in input_files(args.input):
+            image_info(path)
+    except (ValueError, OSError) as e:
+        error(str(e))
 
 
 def check_demo(args, error):

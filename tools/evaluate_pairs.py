@@ -26,7 +26,8 @@ import tensorflow as tf
 from config import Config, RunFiles
 from tasks import grey_to_hole
 from tools.evaluate import frechet_distance, kernel_distance, l1, psnr, ssim
-from tools.folder_ds import check_pairs, find_pairs, has_split, image_info, pairs_ds
+from tools.folder_ds import pairs_ds
+from tools.image_files import check_pairs, find_pairs, has_split, image_info
 from tools.predict import auto_mode, translate
 from tools.results_page import thumbnail, write_page
 from utils import load_generator, write_json
@@ -42,7 +43,7 @@ CHUNK = 16            # pairs read and scored at a time
 # ---------------------------------------------------------------------------------------------
 
 def scoring_pairs(root):
-    """(pairs, folder): the pairs to score under `root` (folder_ds.find_pairs) and the folder they
+    """(pairs, folder): the pairs to score under `root` (image_files.find_pairs) and the folder they
     are in: its test/ split, else val/, else the pairs directly in it. An error naming the folder
     when it holds no targets: A/ without B/ (or the reverse), single images instead of A|B files,
     or only a train/ split."""
@@ -124,7 +125,7 @@ def set_distances(fake_features, target_features):
 # ---------------------------------------------------------------------------------------------
 
 def score_pairs(generator, pairs, run, extractor=None):
-    """Run `generator` on `pairs` (folder_ds.Pair), prepared with the `run`'s settings (its Config;
+    """Run `generator` on `pairs` (image_files.Pair), prepared with the `run`'s settings (its Config;
     None: the defaults), and score
     each output against its target. Returns (means, rows, features): means {"l1", "psnr", "ssim"}
     over the pairs; rows one dict per pair in their order (name, images: input, generated, target

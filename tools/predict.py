@@ -26,9 +26,10 @@ import os
 import keras
 import numpy as np
 
-from config import IMAGE_SUFFIXES, INFERENCE_MODES, WHOLE_IMAGE_PIXELS, Config, RunFiles
+from config import INFERENCE_MODES, WHOLE_IMAGE_PIXELS, Config, RunFiles
 from tasks import GREY_TOLERANCE, grey_to_hole
-from tools.folder_ds import image_files, image_info, prepare, read_image
+from tools.folder_ds import prepare, read_image
+from tools.image_files import first_and_count, image_info, input_files
 from utils import check_images, load_generator
 from visual import save_image, to_uint8
 
@@ -149,20 +150,6 @@ def translate_image(model, image, train_size, step, tile=0, mode="eval", batch_s
     return fake[pads[0][0]:pads[0][0] + height, pads[1][0]:pads[1][0] + width]
 
 
-def input_files(path):
-    """[path] for a file, or the image files in a folder; FileNotFoundError if there are none."""
-    if os.path.isfile(path):
-        return [path]
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"--input {path} does not exist")
-    files = image_files(path)
-    if not files:
-        splits = [s for s in ("train", "val", "test") if os.path.isdir(os.path.join(path, s))]
-        hint = f"; it holds {'/ '.join(splits)}/: point --input at one of them" if splits else ""
-        raise FileNotFoundError(f"--input {path}: no image files ({', '.join(IMAGE_SUFFIXES)}){hint}")
-    return files
-
-
 SOFTWARE = "pix2pix predict"  # the "Software" text of the PNGs predict writes: those it may rewrite
 
 
@@ -184,11 +171,6 @@ def output_paths(files, folder):
         raise ValueError(f"--output would overwrite {first_and_count(theirs)}, which predict did not write; "
                          f"choose another --output folder, or move the file")
     return outputs
-
-
-def first_and_count(names):
-    """The first of `names`, and how many more there are: "a.png (and 2 more)"."""
-    return names[0] + (f" (and {len(names) - 1} more)" if len(names) > 1 else "")
 
 
 def written_by_predict(path):
