@@ -6,8 +6,10 @@ features of generated digits lie from those of real ones (a Frechet distance, th
     python pix2pix.py evaluate --model runs/pix2pix/generator.keras --data path/to/mnist-t10k
 
 The held-out digits are MNIST's official test split (--data: Keras' mnist.npz or a folder of the
-t10k idx files; default $MNIST_PATH, else Keras' download). The classifier is a small CNN trained
-on MNIST training digits and cached in ~/.cache/pix2pix (retrained if missing).
+t10k idx files; default $MNIST_PATH, else Keras' download). The judge is a small CNN trained on
+MNIST training digits; it ships in models/judges with the baselines, classifiers trained on each
+task's inputs (`python -m tools.evaluate` trains them all again), so every machine reads a
+generator alike. Without them, they are trained on first use and cached in ~/.cache/pix2pix.
 
 It prints the scores, writes them to scores.json, and writes a results page (results_page.py):
 index.html with the worst digits first, each with its input, output, truth and scores.
@@ -183,7 +185,8 @@ def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False, t
     ready = path or (os.path.join(shipped, classifier_name(fashion, task)) if shipped else None)
     if ready and os.path.exists(ready):
         if verbose:
-            print(f"Judge: the {kind} {'shipped' if not path else 'given'} in {ready}")
+            shown = ready if os.path.relpath(ready).startswith("..") else os.path.relpath(ready)
+            print(f"Judge: the {kind} {'shipped' if not path else 'given'} in {shown}")
         return keras.models.load_model(ready)
     images, labels = training_set or classifier_training_set(fashion, verbose and task is None)
     path = path or classifier_cache_path(images, fashion, task)
