@@ -205,8 +205,15 @@ def load_or_train_classifier(path=None, epochs=6, verbose=True, fashion=False, t
         model.fit(real, labels, batch_size=128, epochs=epochs, verbose=0)
     for epoch in range(epochs if task else 0):  # fresh inputs every epoch, never the test ones
         model.fit(np.asarray(make_src(task, real, seed=(1, epoch))), labels, batch_size=128, epochs=1, verbose=0)
-    save_model(model, path)
+    save_model(weights_only_copy(model), path)  # no optimizer state: a third of the size
     return model
+
+
+def weights_only_copy(classifier):
+    """An uncompiled digit_classifier holding `classifier`'s weights: what a judge file needs."""
+    copy = digit_classifier(classifier.input_shape[1:])
+    copy.set_weights(classifier.get_weights())
+    return copy
 
 
 def accuracy(classifier, images, labels):
