@@ -52,6 +52,7 @@ def test_evaluate_without_model_scores_the_shipped_generator(tmp_path, monkeypat
     code, _ = run_here(["evaluate", "--data", SHARED_T10K, "--limit", "300"])
     out = capsys.readouterr().out
     assert code == 0 and "the shipped generator of the default run" in out and "possible" not in out
+    assert "ownloading" not in out                                  # the data and the judges were given
     scores = json.loads((tmp_path / "runs" / "mnist_inpaint" / "scores.json").read_text())
     assert scores["acc_real"] > scores["acc_generated"] > scores["acc_input"] and 0 < scores["gap_closed"] < 1
     assert "closes" in out and f"{scores['gap_closed']:.0%} of the gap" in out

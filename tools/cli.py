@@ -325,19 +325,29 @@ def check_training(args, error):
               f"only; MNIST's digits are used at 28x28 as they are")
 
 
-def check_model(args, error):
-    """--model left out: the shipped generator (config.SHIPPED_RUN), said in one line; then the file
-    is checked (config.check_model_file) before TensorFlow loads."""
+def default_model(args):
+    """--model left out: the shipped generator (config.SHIPPED_RUN), said in one line."""
     if getattr(args, "model", "") is None:
         shipped = RunFiles(SHIPPED_RUN).generator
         args.model = shipped if os.path.relpath(shipped).startswith("..") else os.path.relpath(shipped)
         print(f"Model: {args.model}, the shipped generator of the default run (python pix2pix.py; --model for "
               f"your own)")
+
+
+def refuse(args, problem):
+    """End the command as fail_in_one_line does (exit 1, one line) for a file that cannot work,
+    found before TensorFlow loads: the same words and exit code as the command's own refusal."""
+    sys.exit(f"pix2pix.py {args.command}: error: {problem}")
+
+
+def check_model(args, error):
+    """default_model, then the model file (config.check_model_file) before TensorFlow loads."""
+    default_model(args)
     if getattr(args, "model", None):
         try:
             check_model_file(RunFiles(args.model).generator if os.path.isdir(args.model) else args.model)
         except (ValueError, OSError) as e:
-            error(str(e))
+            refuse(args, e)
 
 
 def check_predict(args, error):
@@ -349,7 +359,7 @@ def check_predict(args, error):
         for path in input_files(args.input):
             image_info(path)
     except (ValueError, OSError) as e:
-        error(str(e))
+        refuse(args, e)
 
 
 def check_demo(args, error):
@@ -359,7 +369,7 @@ def check_demo(args, error):
     try:
         check_serving(args.host, args.port)
     except (ValueError, OSError, RuntimeError) as e:
-        sys.exit(f"pix2pix.py demo: error: {e}")
+        refuse(args, e)
 
 
 def check_evaluate(args, error):
@@ -367,7 +377,7 @@ def check_evaluate(args, error):
     --data folder of test pairs. Sets args.model to the generator of a run folder; error(message)
     for a missing model, --task with a folder of pairs, or a folder-trained model without one."""
     from config import is_pair_folder
-    check_model(args, error)
+    default_model(args)
     args.model = RunFiles(args.model).generator if os.path.isdir(args.model) else args.model
     if args.out is None and RunFiles.of_model(args.model).folder == SHIPPED_RUN:  # the repository stays clean
         args.out = os.path.join("runs", os.path.basename(SHIPPED_RUN))
@@ -391,6 +401,7 @@ def check_evaluate(args, error):
         error(f"{args.model} was trained on a folder of images: give --data, a folder of test pairs "
               f"(A|B files, or A/ and B/ folders)")
     args.task = args.task or (run.task if run else "inpaint")
+    check_model(args, error)
 
 
 def fail_in_one_line(function):

@@ -263,8 +263,20 @@ def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB", 
     (folder_ds.prepare). pairs: each file is an A|B pair; the half that `direction` names as input
     is used. Check the files first with check_inputs."""
     height, width, channels = img_shape
-    return np.stack([np.asarray(prepare(read_input(path, channels, pairs, direction, task), (height, width),
-                                        load_size)) for path in files])
+    return np.stack([load_input(path, (height, width), channels, load_size, pairs, direction, task)
+                     for path in files])
+
+
+def load_input(path, size, channels, load_size=286, pairs=False, direction="AtoB", task=None):
+    """One file as load_inputs reads it: float32 [h, w, channels] in [-1, 1] at `size` (h, w). For
+    inpainting, every pixel that the resized hole touches is hole (0.0), so that no rim of grey
+    blended with the strokes around it is kept as if it were known."""
+    image = read_input(path, channels, pairs, direction, task)
+    resized = np.array(prepare(image, size, load_size))
+    if task == "inpaint":
+        hole = np.all(image == 0.0, axis=-1, keepdims=True).astype(np.float32)  # [H, W, 1] in {0, 1}
+        resized[np.asarray(prepare(hole, size, load_size))[..., 0] > 0.02] = 0.0
+    return resized
 
 
 def check_full_size(files, load_size=286, pairs=False, tile=0):
