@@ -216,9 +216,16 @@ def weights_only_copy(classifier):
     return copy
 
 
+def in_batches(model, images, batch_size=512):
+    """model(images) in inference mode, batch by batch, as NumPy. Called directly: predict() would
+    trace a graph anew for every extractor made and every last-batch size (and warn about it)."""
+    return np.concatenate([np.asarray(model(images[i:i + batch_size], training=False))
+                           for i in range(0, len(images), batch_size)])
+
+
 def accuracy(classifier, images, labels):
     """Fraction of images (float32 [n, 28, 28, 1] in [-1, 1]) that `classifier` labels correctly."""
-    predicted = np.argmax(classifier.predict(images, batch_size=512, verbose=0), axis=-1)
+    predicted = np.argmax(in_batches(classifier, images), axis=-1)
     return float(np.mean(predicted == labels))
 
 
@@ -232,7 +239,7 @@ def classifier_features(classifier, images):
     named = [layer for layer in classifier.layers if layer.name == "features"]
     dense = [layer for layer in classifier.layers if isinstance(layer, layers.Dense)]
     extractor = keras.Model(classifier.input, (named or dense[-2:-1])[0].output)
-    return np.asarray(extractor.predict(images, batch_size=512, verbose=0))
+    return in_batches(extractor, images)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,7 +416,7 @@ def digit_rows(src, fake, real, hole, labels, classifier, limit=PAGE_ROWS):
     number, its three images (uint8), l1 and ssim in the hole, its label, the digit the judge
     `classifier` reads in the output ("read") and whether that is right."""
     errors, similarity = l1(fake, real, hole, per_image=True), ssim(fake, real, hole, per_image=True)
-    read = np.argmax(classifier.predict(fake, batch_size=512, verbose=0), axis=-1)
+    read = np.argmax(in_batches(classifier, fake), axis=-1)
     worst = np.argsort(-errors, kind="stable")[:limit]
     return [{"name": f"test digit {i}", "images": [to_uint8(a[i]) for a in (src, fake, real)],
              "l1": float(errors[i]), "ssim": float(similarity[i]), "label": int(labels[i]),
