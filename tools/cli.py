@@ -125,6 +125,7 @@ TRAINING_HELP = {
     "summary": "print both nets' summaries before training",
     "verbose": "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch",
 }
+# Fields whose default depends on --data (and the task): their help text states it, so argparse shows none.
 BY_DATA = ("task", "epochs", "max_epoch_steps", "batch_size", "l1_weight", "val_size", "gen_filters", "gen_max_filters",
            "disc_filters", "disc_layers", "disc_max_filters", "lr", "hole_min", "hole_max", "ema", "precision")
 SIZE_FLAGS = ("crop_size", "load_size")  # N or HxW (config.size_hw)
