@@ -9,13 +9,19 @@ upload. For inpainting the red pen cuts the hole. Right, what the net sees (the 
 predict.load_inputs, as `predict` reads a file) and the generator's output (predict.translate),
 redrawn whenever a stroke ends, in the inference mode chosen on the page (eval or paper).
 
+A stroke costs the server 6 ms at 28x28 and about 0.14 s at 256x256 on two CPU cores (docs/demo.md,
+"How fast it answers"): the canvas is read in memory, not through a temporary PNG file, and the
+generator runs through a tf.function per inference mode (FastGenerator), traced and run once at
+start-up, not eagerly layer by layer. Gradio's own start-up messages are off (its share=True hint
+among them: this page has no share link); `serve` prints the "Running on local URL:" line itself.
+
 Gradio (requirements-demo.txt) is imported inside the functions, and so are NumPy and everything
 that loads TensorFlow: importing this module is instant (`pix2pix.py demo --help` reads its
 defaults), and `check_serving` answers a missing package or a taken port before TensorFlow starts.
 """
 import os
 import socket
-import tempfile
+import threading
 
 from config import INFERENCE_MODES, Config, RunFiles
 
@@ -101,22 +107,82 @@ def to_canvas(src, task):
 
 def from_canvas(canvas, img_shape, cfg):
     """The net's input from a canvas (uint8 [H, W, 3 or 4]): float32 [1, h, w, c] in [-1, 1],
-    read exactly as `predict` reads an image file (predict.load_inputs: channels, size, range);
-    for inpainting the red pixels become the hole, set to 0.0 by tasks.cut_hole."""
+    exactly what `predict` reads from the canvas saved as a PNG file (predict.load_inputs: channels,
+    size, range; tests/test_demo.py compares the two), without the file; for inpainting the red
+    pixels become the hole, set to 0.0 by tasks.cut_hole."""
     import numpy as np
-    from PIL import Image
 
-    from tasks import cut_hole
-    from tools.predict import load_inputs
+    from tasks import cut_hole, grey_to_hole
+    from tools.folder_ds import prepare
     canvas = np.asarray(canvas, np.uint8)[..., :3]
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "drawing.png")
-        Image.fromarray(canvas).save(path)
-        src = load_inputs([path], img_shape, cfg.load_size, task=cfg.task)
+    image = decoded(canvas, img_shape[-1]).astype(np.float32) / np.float32(127.5) - np.float32(1.0)  # read_image
+    image = grey_to_hole(image) if cfg.task == "inpaint" else image                                 # read_input
+    if image.shape[:2] != tuple(img_shape[:2]):  # at the same size prepare changes nothing (a 1:1 resize or crop)
+        image = np.asarray(prepare(image, tuple(img_shape[:2]), cfg.load_size))
+    src = image[None]
     if cfg.task == "inpaint":
         red = (canvas[..., 0] > 200) & (canvas[..., 1] < 60) & (canvas[..., 2] < 60)  # [h, w]
         src = np.asarray(cut_hole(src, red[None, ..., None].astype(np.float32)))
     return src
+
+
+def decoded(canvas, channels):
+    """uint8 [h, w, channels] of an RGB canvas (uint8 [h, w, 3]) saved as a PNG and decoded with
+    `channels`, as folder_ds.read_image decodes a file: the canvas itself for 3 channels, its one
+    channel for 1 where it is grey (R = G = B, which PNG decoding keeps as it is), else the PNG
+    round trip in memory (the decoder's own colour-to-grey weights)."""
+    if channels == 3:
+        return canvas
+    if channels == 1 and (canvas[..., :1] == canvas).all():
+        return canvas[..., :1]
+    import tensorflow as tf
+    return tf.io.decode_png(tf.io.encode_png(canvas), channels=channels).numpy()
+
+
+class FastGenerator:
+    """predict.translate(generator, src, batch_size=1, mode=mode) for the page, the same numbers
+    without its per-call costs: the generator runs through one tf.function per inference mode,
+    traced once for its input shape (`warm_up`), instead of eagerly layer by layer; BatchNorm's
+    moving statistics are saved and restored inside paper mode's function, and eval mode, which
+    never changes them, skips that. One call at a time: Gradio runs the page's events in threads,
+    and two paper-mode calls must not interleave their saving and restoring."""
+
+    def __init__(self, generator):
+        import tensorflow as tf
+        self.generator = generator
+        self.input_shape = generator.input_shape  # [None, h, w, c], as the Keras model's
+        self.img_shape = tuple(generator.input_shape[1:])
+        moving = [v for v in generator.non_trainable_variables if "moving" in v.path]  # as predict.translate
+
+        def paper(x):
+            saved = [tf.identity(v.value) for v in moving]
+            fake = generator(x, training=True)
+            for variable, value in zip(moving, saved):
+                variable.assign(value)  # after the call: tf.function keeps the program's order
+            return fake
+
+        spec = [tf.TensorSpec([None, *self.img_shape], tf.float32)]
+        self.calls = {"eval": tf.function(lambda x: generator(x, training=False), input_signature=spec),
+                      "paper": tf.function(paper, input_signature=spec)}
+        self.lock = threading.Lock()
+
+    def __call__(self, src, mode="eval"):
+        """float [n, h, w, c] in [-1, 1] -> float32 numpy [n, h, w, c'] in [-1, 1]."""
+        import numpy as np
+
+        from utils import check_images
+        if mode not in INFERENCE_MODES:
+            raise ValueError(f"mode must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
+        src = check_images(src, "images", self.img_shape).astype(np.float32)
+        with self.lock:
+            return np.asarray(self.calls[mode](src))
+
+    def warm_up(self):
+        """Trace and run both modes once, so that the page's first stroke is not the slow one."""
+        import numpy as np
+        for mode in INFERENCE_MODES:
+            self(np.zeros((1, *self.img_shape), np.float32), mode)
+        return self
 
 
 MODE_TEXT = {"eval": "eval: dropout off, BatchNorm's moving averages (deterministic)",
@@ -134,11 +200,12 @@ HOW_TO = {"inpaint": "Draw a digit in white, or start from an example, then cut 
 
 def run_translation(generator, cfg, canvas, mode):
     """(net input, output, note) for the page: uint8 [h, w] or [h, w, 3] images, at the generator's size,
-    of what the net sees and what it makes of it, and a line of predict's notes on unusual inputs."""
+    of what the net sees and what it makes of it, and a line of predict's notes on unusual inputs.
+    generator: a Keras model (run by predict.translate) or a FastGenerator."""
     from tools.predict import UNUSUAL, translate, unusual_inputs
     from visual import to_uint8
     src = from_canvas(canvas, generator.input_shape[1:], cfg)
-    fake = translate(generator, src, batch_size=1, mode=mode)
+    fake = generator(src, mode) if isinstance(generator, FastGenerator) else translate(generator, src, 1, mode)
     found = unusual_inputs(src, cfg.task, photos=cfg.kind == "photos")
     note = " ".join(f"Note: this drawing {UNUSUAL[kind]}." for kind, hits in found.items() if hits)
     as_image = lambda x: x[0, ..., 0] if x.shape[-1] == 1 else x[0]  # noqa: E731  [h, w] or [h, w, 3]
@@ -157,7 +224,9 @@ def pens(gr, cfg, img_shape):
 def build_app(generator, cfg, examples=None, mode="auto", title="pix2pix"):
     """The demo page as a gradio.Blocks: launch it with `serve`, or `.launch()` in a notebook.
     generator: a Keras model [n, h, w, c] -> [n, h, w, c'] in [-1, 1]; cfg: the run's Config;
-    examples: float [k, h, w, c] inputs to start from, or None."""
+    examples: float [k, h, w, c] inputs to start from, or None. The generator is wrapped in a
+    FastGenerator and run once in each mode here, so that the first stroke is answered as fast as
+    the others."""
     import numpy as np
 
     from tools.predict import auto_mode
@@ -165,6 +234,7 @@ def build_app(generator, cfg, examples=None, mode="auto", title="pix2pix"):
     task, img_shape = cfg.task, generator.input_shape[1:]
     blank = np.zeros((*img_shape[:2], 3), np.uint8)  # black: -1, the MNIST background
     first = blank if examples is None else to_canvas(examples[0], task)
+    generator = FastGenerator(generator).warm_up()
 
     def editor_value(canvas):
         return {"background": canvas, "layers": [], "composite": canvas}
@@ -245,11 +315,14 @@ def serve(app, host=HOST, port=PORT, open_browser=False, block=True, inline=None
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: serving on {host}:{port}: anyone who can reach this port can use the demo, and this "
               f"machine's CPU or GPU; leave --host out to serve this machine only")
-    try:
+    try:  # quiet: no "To create a public link, set `share=True`" hint (this page has none); our own URL line
         app.launch(server_name=host, server_port=port, inbrowser=open_browser, share=False, css=CSS, inline=inline,
-                   footer_links=[], prevent_thread_lock=not block, quiet=False)
+                   footer_links=[], prevent_thread_lock=True, quiet=True)
     except OSError as e:  # taken between check_serving and now
         raise OSError(f"cannot serve on {host}:{port} ({e}); choose another --port") from e
+    print(f"* Running on local URL:  {app.local_url.rstrip('/')}", flush=True)
+    if block:
+        app.block_thread()  # until Ctrl-C, as launch() blocks without prevent_thread_lock
 
 
 def demo(model_path, host=HOST, port=PORT, mode="auto", open_browser=True):
