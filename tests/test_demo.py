@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import time
 import types
@@ -18,14 +17,15 @@ import numpy as np
 import pytest
 
 from config import Config
-from conftest import ENV, ROOT
+from conftest import ROOT
 from tools import cli
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from demo_load import BROWSER_FLAGS, WATCH_STROKES, draw_stroke, start_demo  # noqa: E402  the load script's page helpers
 
 pytestmark = pytest.mark.slow  # the learner's subset leaves it out: -m "not slow"
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (apt-get install chromium); browser downloads fail here
-BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def a_model_file(folder):
@@ -81,22 +81,12 @@ def tiny_run(tmp_path_factory, mnist_npz):
 
 
 def serve_demo(folder, port, log_path, timeout=120):
-    """`python pix2pix.py demo` in its own process, its output in log_path; returns (process, url)
-    once it serves."""
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, os.path.join(ROOT, "pix2pix.py"), "demo", "--model", str(folder),
-                                   "--port", str(port), "--no-browser", "--mode", "eval"], cwd=ROOT, env=ENV,
-                                  stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + timeout
-    while time.time() < deadline and server.poll() is None:
-        with open(log_path) as log:
-            served = [line for line in log if "Running on local URL:" in line]
-        if served:
-            return server, served[0].split("URL:")[1].strip().rstrip("/")
-        time.sleep(0.2)
-    server.kill()
-    with open(log_path) as log:
-        pytest.fail("the demo did not serve:\n" + log.read()[-2000:])
+    """`python pix2pix.py demo` in its own process, its output in log_path (demo_load.start_demo);
+    returns (process, url) once it serves, or fails the test with the end of its output."""
+    try:
+        return start_demo(str(folder), port, log_path, "eval", timeout)
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 def shown_image(page, selector, old_src=None, timeout=60):
@@ -112,37 +102,6 @@ def shown_image(page, selector, old_src=None, timeout=60):
     pytest.fail(f"{selector} showed no new image within {timeout} s")
 
 
-def draw_stroke(page, points):
-    """Drag the pen along `points`, (x, y) fractions of the picture, which sits in the middle of the
-    canvas element and fills at least half of its shorter side."""
-    box = page.locator("#canvas canvas").first.bounding_box()
-    side = min(box["width"], box["height"]) / 2
-    at = [(box["x"] + box["width"] / 2 + (x - 0.5) * side, box["y"] + box["height"] / 2 + (y - 0.5) * side)
-          for x, y in points]
-    page.mouse.move(*at[0])
-    page.mouse.down()
-    for point in at[1:]:
-        page.mouse.move(*point, steps=4)
-    page.mouse.up()
-
-
-# Installed in the page: the time (performance.now(), ms) of every pointer release, and of every new
-# image in #net-output once the browser has loaded it (Gradio replaces the src; the load follows).
-WATCH_STROKES = """() => {
-    window.strokeUps = []; window.outputsShown = [];
-    window.addEventListener("pointerup", () => window.strokeUps.push(performance.now()), true);
-    let last = null;
-    const seen = () => {
-        const image = document.querySelector("#net-output img");
-        if (!image || !image.src || image.src === last) return;
-        last = image.src;
-        const shown = () => window.outputsShown.push(performance.now());
-        if (image.complete && image.naturalWidth) shown(); else image.addEventListener("load", shown, {once: true});
-    };
-    seen();
-    new MutationObserver(seen).observe(document.querySelector("#net-output"),
-                                       {subtree: true, childList: true, attributes: true});
-}"""
 
 LATENCY_STROKES = 5
 LATENCY_BOUND_S = 5.0  # for the median, generous: 0.75-0.86 s here (docs/demo.md), seconds on a busy CI machine
