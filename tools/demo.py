@@ -334,5 +334,6 @@ def demo(model_path, host=HOST, port=PORT, mode="auto", open_browser=True):
     if run is None:
         print(f"note: no config.json beside {model_path}: no example inputs, read as a folder run's images")
     mode = auto_mode(run) if mode == "auto" else mode
-    serve(build_app(generator, run or Config(), examples, mode, title=os.path.basename(os.path.abspath(model_path))),
+    title = os.path.basename(RunFiles.of_model(model_path).folder)  # the run's folder: runs/pix2pix -> pix2pix
+    serve(build_app(generator, run or Config(), examples, mode, title=title),
           host, port, open_browser)
