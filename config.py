@@ -362,6 +362,11 @@ class RunFiles:
         self.page = os.path.join(folder, "index.html")             # `evaluate`'s results page
         self.page_images = os.path.join(folder, "index_images")    # its thumbnails
 
+    @staticmethod
+    def generator_of(model_path):
+        """The generator file that `model_path` names: a run folder's generator.keras, else the path itself."""
+        return RunFiles(model_path).generator if os.path.isdir(model_path) else model_path
+
     @classmethod
     def of_model(cls, model_path):
         """The run that `model_path` (a run folder, or a generator.keras in one) belongs to."""

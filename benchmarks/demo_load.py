@@ -364,8 +364,7 @@ def prepare_run(args, folder):
     if args.model:
         from config import RunFiles
         from utils import load_generator
-        path = RunFiles(args.model).generator if os.path.isdir(args.model) else args.model
-        return args.model, load_generator(path).input_shape[1:]
+        return args.model, load_generator(RunFiles.generator_of(args.model)).input_shape[1:]
     model = os.path.join(folder, "run")
     os.makedirs(model)
     print(f"building a {args.size}x{args.size} run in {model} ...", flush=True)

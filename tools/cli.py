@@ -346,7 +346,7 @@ def check_model(args, error):
     default_model(args)
     if getattr(args, "model", None):
         try:
-            check_model_file(RunFiles(args.model).generator if os.path.isdir(args.model) else args.model)
+            check_model_file(RunFiles.generator_of(args.model))
         except (ValueError, OSError) as e:
             refuse(args, e)
 
@@ -379,7 +379,7 @@ def check_evaluate(args, error):
     for a missing model, --task with a folder of pairs, or a folder-trained model without one."""
     from config import is_pair_folder
     default_model(args)
-    args.model = RunFiles(args.model).generator if os.path.isdir(args.model) else args.model
+    args.model = RunFiles.generator_of(args.model)
     if args.out is None and RunFiles.of_model(args.model).folder == SHIPPED_RUN:  # the repository stays clean
         args.out = os.path.join("runs", os.path.basename(SHIPPED_RUN))
     if args.limit < 0:

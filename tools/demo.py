@@ -63,7 +63,7 @@ def open_run(model_path):
     """(generator, run, examples) of a run folder or its generator.keras: the Keras model, the
     run's Config (None without a config.json) and load_examples of its validation data."""
     from utils import load_generator
-    generator = load_generator(RunFiles(model_path).generator if os.path.isdir(model_path) else model_path)
+    generator = load_generator(RunFiles.generator_of(model_path))
     run = Config.from_run(model_path)
     return generator, run, load_examples(run, generator.input_shape[1:]) if run else None
 
@@ -113,13 +113,11 @@ def from_canvas(canvas, img_shape, cfg):
     import numpy as np
 
     from tasks import cut_hole, grey_to_hole
-    from tools.folder_ds import prepare
+    from tools.predict import fit_to_size
     canvas = np.asarray(canvas, np.uint8)[..., :3]
     image = decoded(canvas, img_shape[-1]).astype(np.float32) / np.float32(127.5) - np.float32(1.0)  # read_image
     image = grey_to_hole(image) if cfg.task == "inpaint" else image                                 # read_input
-    if image.shape[:2] != tuple(img_shape[:2]):  # at the same size prepare changes nothing (a 1:1 resize or crop)
-        image = np.asarray(prepare(image, tuple(img_shape[:2]), cfg.load_size))
-    src = image[None]
+    src = fit_to_size(image, img_shape[:2], cfg.load_size, cfg.task)[None]                          # load_input
     if cfg.task == "inpaint":
         red = (canvas[..., 0] > 200) & (canvas[..., 1] < 60) & (canvas[..., 2] < 60)  # [h, w]
         src = np.asarray(cut_hole(src, red[None, ..., None].astype(np.float32)))

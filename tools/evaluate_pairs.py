@@ -174,7 +174,7 @@ def evaluate_pairs(model_path, data, out=None, json_path=None, limit=0, fid=True
     (or `json_path`) and the results page into `out`, else the run folder. fid=False leaves FID
     and KID out; `extractor`: a feature model to use instead of InceptionV3 (tests). Returns the
     scores: means, "per_pair" (name, l1, psnr, ssim), and fid, kid or a "note" saying why not."""
-    model_path = RunFiles(model_path).generator if os.path.isdir(model_path) else model_path
+    model_path = RunFiles.generator_of(model_path)
     pairs, folder = scoring_pairs(data)
     pairs = pairs[:limit] if limit else pairs
     generator = load_generator(model_path)

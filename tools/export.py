@@ -132,7 +132,7 @@ def export(model_path, fmt, output=None, mode="auto"):
     (saved_model, tflite, onnx) to `output` (default: beside it, DEFAULT_NAMES), with the
     inference policy `mode` baked in; writes output + ".json" beside. Returns the path written.
     Refuses to overwrite anything."""
-    model_path = RunFiles(model_path).generator if os.path.isdir(model_path) else model_path
+    model_path = RunFiles.generator_of(model_path)
     output = output or os.path.join(os.path.dirname(os.path.abspath(model_path)), DEFAULT_NAMES[fmt])
     for path in (output, output + ".json"):
         if os.path.exists(path):

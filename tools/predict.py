@@ -268,10 +268,17 @@ def load_inputs(files, img_shape, load_size=286, pairs=False, direction="AtoB", 
 
 
 def load_input(path, size, channels, load_size=286, pairs=False, direction="AtoB", task=None):
-    """One file as load_inputs reads it: float32 [h, w, channels] in [-1, 1] at `size` (h, w). For
+    """One file as load_inputs reads it: float32 [h, w, channels] in [-1, 1] at `size` (h, w)."""
+    return fit_to_size(read_input(path, channels, pairs, direction, task), size, load_size, task)
+
+
+def fit_to_size(image, size, load_size=286, task=None):
+    """An input read as read_input reads it (float [H, W, c] in [-1, 1]) brought to the generator's
+    `size` (h, w) as folder_ds.prepare brings validation images (unchanged if it has that size). For
     inpainting, every pixel that the resized hole touches is hole (0.0), so that no rim of grey
     blended with the strokes around it is kept as if it were known."""
-    image = read_input(path, channels, pairs, direction, task)
+    if image.shape[:2] == tuple(size):  # prepare would change nothing: a 1:1 resize or crop
+        return np.asarray(image, np.float32)
     resized = np.array(prepare(image, size, load_size))
     if task == "inpaint":
         hole = np.all(image == 0.0, axis=-1, keepdims=True).astype(np.float32)  # [H, W, 1] in {0, 1}
@@ -358,8 +365,7 @@ def predict(model_path, input_path, output_folder, mode="auto", pairs=False, siz
     `output_folder`; returns the paths written. size: "keep" (each input's own size), "train" (the
     generator's), or None: "train" for MNIST runs, else "keep". tile: with "keep", translate in
     overlapping tiles of about tile x tile pixels (0: whole images)."""
-    if os.path.isdir(model_path):  # a run's folder: its generator
-        model_path = RunFiles(model_path).generator
+    model_path = RunFiles.generator_of(model_path)
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"--model {model_path} does not exist")
     if os.path.exists(output_folder) and not os.path.isdir(output_folder):
