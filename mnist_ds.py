@@ -42,7 +42,7 @@ def endless_index_batches(n, batch_size, seed=0, first_epoch=0, skip_steps=0, ma
     steps does not grow with the data. Stateless: a run resumed at epoch `first_epoch`, step
     `skip_steps` gets exactly the batches it would have got."""
     steps = n // batch_size                                           # batches in one pass
-    per_epoch = min(steps, max_epoch_steps) if max_epoch_steps else steps
+    per_epoch = epoch_steps(n, batch_size, max_epoch_steps)
     first_pass, skip = divmod(first_epoch * per_epoch + skip_steps, steps)  # where the run starts
 
     def pass_batches(data_pass):  # one pass's batches of indices: [steps, batch_size]
