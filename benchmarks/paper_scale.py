@@ -4,6 +4,7 @@ for the same number of steps on the same 256x256 files, scored on held-out pairs
     python benchmarks/paper_scale.py                      # 2 seeds x 2 implementations (see --steps)
     python benchmarks/paper_scale.py --seeds 0 --steps 600 --out runs/paper_scale
     python benchmarks/paper_scale.py --quick              # 64x64, 8 pairs, 4 steps: checks that it all runs
+    python benchmarks/paper_scale.py --variant 'fp32=--precision fp32' --modes paper,eval   # a preset study
 
 The data set ("synthetic facades", made offline from --data-seed with NumPy and PIL, written to
 OUT/data): 400 train/, 20 val/ and 100 test/ pairs, each a 512x256 PNG holding photo | labels, as the
@@ -346,10 +347,10 @@ def epochs_for(steps, train_pairs):
     return epochs, steps // epochs
 
 
-def project_command(data, out, steps, seed, train_pairs, size):
+def project_command(data, out, steps, seed, train_pairs, size, flags=()):
     epochs, per_epoch = epochs_for(steps, train_pairs)
     command = ["python", "pix2pix.py", "--data", data, "--direction", "BtoA", "--out", out,
-               "--epochs", str(epochs), "--max-epoch-steps", str(per_epoch), "--seed", str(seed)]
+               "--epochs", str(epochs), "--max-epoch-steps", str(per_epoch), "--seed", str(seed), *flags]
     if size != 256:  # --quick: the nets at the images' size, the paper's 286/256 ratio
         command += ["--load-size", str(round(size * 286 / 256)), "--crop-size", str(size)]
     return command
@@ -407,10 +408,10 @@ def steady_step_time(frames):
     return seconds / steps if steps else None
 
 
-def run_project(data, out, steps, seed, train_pairs, size, log):
-    """Run the project's command line; returns its timing."""
+def run_project(data, out, steps, seed, train_pairs, size, log, flags=()):
+    """Run the project's command line (with a variant's extra `flags`); returns its timing."""
     shutil.rmtree(out, ignore_errors=True)
-    command = project_command(data, out, steps, seed, train_pairs, size)
+    command = project_command(data, out, steps, seed, train_pairs, size, flags)
     start = time.perf_counter()
     code, output, frames = run_streamed([sys.executable, *command[1:]], log)
     wall = time.perf_counter() - start
@@ -501,16 +502,18 @@ def fcn_scores(predicted, truth, classes=NUM_CLASSES):
     return {"pixel_acc": float(tp.sum() / confusion.sum()), "mean_iou": float(np.mean(tp[present] / union[present]))}
 
 
-def score_generator(path, labels, photos, truth, seg, seed=0):
-    """Run the generator in `path` on the test label maps as the paper runs it at test time (paper
-    mode, one image at a time) and score its photos: L1, PSNR, SSIM, FCN pixel accuracy, mean IoU."""
+def score_generator(path, labels, photos, truth, seg, seed=0, mode="paper"):
+    """Run the generator in `path` on the test label maps, one image at a time, in inference `mode`:
+    "paper" as the paper runs it at test time (dropout on, BatchNorm on the image's own statistics),
+    "eval" with BatchNorm's moving averages and no dropout; score its photos: L1, PSNR, SSIM, FCN
+    pixel accuracy, mean IoU."""
     import keras
 
     from tools.evaluate import l1, psnr, ssim
     from tools.predict import translate
     from utils import load_generator
     keras.utils.set_random_seed(seed)  # dropout is on at test time: the same draws for every generator
-    fake = translate(load_generator(path), to_unit(labels), batch_size=1, mode="paper")
+    fake = translate(load_generator(path), to_unit(labels), batch_size=1, mode=mode)
     real = to_unit(photos)
     return {"l1": l1(fake, real), "psnr": psnr(fake, real), "ssim": ssim(fake, real),
             **fcn_scores(segment(seg, fake), truth)}
@@ -520,8 +523,8 @@ def score_generator(path, labels, photos, truth, seg, seed=0):
 # The report
 # ---------------------------------------------------------------------------------------------
 
-COLUMNS = ("implementation", "seed", "steps", "minutes", "s/step", "L1", "PSNR dB", "SSIM", "FCN pixel acc",
-           "FCN mean IoU")
+COLUMNS = ("implementation", "test mode", "seed", "steps", "minutes", "s/step", "L1", "PSNR dB", "SSIM",
+           "FCN pixel acc", "FCN mean IoU")
 
 
 def fmt(value, spec):
@@ -529,26 +532,28 @@ def fmt(value, spec):
 
 
 def table(rows, real):
-    """The markdown table: one row per (implementation, seed), the mean of each implementation over
-    the seeds when there are several, and the real photos' segmenter scores."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|---|---:|" + "---:|" * (len(COLUMNS) - 2)]
+    """The markdown table: one row per (implementation, test mode, seed), the mean over the seeds
+    when there are several, and the real photos' segmenter scores."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|---|---|---:|" + "---:|" * (len(COLUMNS) - 3)]
 
-    def line(name, seed, row):
-        cells = [name, seed, row.get("steps", "-"), fmt(row.get("minutes"), ".1f"), fmt(row.get("s_per_step"), ".2f"),
+    def line(name, mode, seed, row):
+        cells = [name, mode, seed, row.get("steps", "-"), fmt(row.get("minutes"), ".1f"),
+                 fmt(row.get("s_per_step"), ".2f"),
                  fmt(row.get("l1"), ".4f"), fmt(row.get("psnr"), ".2f"), fmt(row.get("ssim"), ".3f"),
                  fmt(row.get("pixel_acc"), ".1%"), fmt(row.get("mean_iou"), ".3f")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
 
-    for name in ("project", "reference"):
-        mine = [r for r in rows if r["implementation"] == name]
+    groups = dict.fromkeys((r["implementation"], r["mode"]) for r in rows)  # in the order trained and scored
+    for name, mode in groups:
+        mine = [r for r in rows if (r["implementation"], r["mode"]) == (name, mode)]
         for row in mine:
-            line(name, row["seed"], row)
+            line(name, mode, row["seed"], row)
         if len(mine) > 1:
             mean = {k: statistics.mean(r[k] for r in mine if r.get(k) is not None)
                     for k in ("minutes", "s_per_step", "l1", "psnr", "ssim", "pixel_acc", "mean_iou")
                     if any(r.get(k) is not None for r in mine)}
-            line(f"**{name}, mean**", "all", {**mean, "steps": mine[0]["steps"]})
-    line("real test photos", "-", {"steps": "-", **real})
+            line(f"**{name}, mean**", mode, "all", {**mean, "steps": mine[0]["steps"]})
+    line("real test photos", "-", "-", {"steps": "-", **real})
     return "\n".join(lines)
 
 
@@ -579,12 +584,28 @@ def parse_args(argv=None):
     p.add_argument("--out", default=os.path.join("runs", "paper_scale"), help="folder for the data, runs and results")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data set")
     p.add_argument("--segmenter-steps", type=int, default=600, help="training steps of the FCN-score segmenter")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                   help="also train the project's command with these extra flags, as its own rows, e.g. "
+                        "--variant 'fp32=--precision fp32' (repeatable)")
+    p.add_argument("--modes", default="paper",
+                   help="comma-separated inference modes each generator is scored in: paper (dropout on, "
+                        "BatchNorm on each image's statistics, as the paper and the tutorial test), eval")
     p.add_argument("--score-only", action="store_true",
                    help="train nothing: score the runs that an earlier benchmark in --out trained (its trainings.json)")
     p.add_argument("--quick", action="store_true",
                    help="64x64 images, 8 training pairs, 4 steps: checks that everything runs; numbers mean nothing")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not args.modes or set(args.modes) - {"paper", "eval"}:
+        p.error(f"--modes must name paper and/or eval, got {','.join(args.modes)!r}")
+    variants = {}
+    for spec in args.variant:
+        name, sep, flags = spec.partition("=")
+        if not sep or not name.strip() or name.strip() in ("project", "reference"):
+            p.error(f"--variant must be NAME=FLAGS with a new name, got {spec!r}")
+        variants[f"project, {name.strip()}"] = shlex.split(flags)
+    args.variants = variants
     args.size, args.splits, args.crop = 256, dict(SPLITS), 128
     if args.quick:
         args.size, args.splits, args.crop = 64, dict(QUICK_SPLITS), 32
@@ -613,14 +634,16 @@ def main(argv=None):
         print(f"data: {', '.join(f'{n} {s}' for s, n in args.splits.items())} pairs of {args.size}x{args.size} "
               f"in {data}", file=sys.stderr, flush=True)
         rows = []
+    implementations = {"project": [], "reference": None, **args.variants}  # name: the project's extra flags
     for seed in [] if args.score_only else args.seeds:
-        for name in ("project", "reference"):
-            run = os.path.join(out, f"{name}_seed{seed}")
-            log = os.path.join(out, f"{name}_seed{seed}.log")
+        for name, flags in implementations.items():
+            folder = re.sub(r"[^A-Za-z0-9.]+", "_", name.replace("project, ", "project_"))
+            run = os.path.join(out, f"{folder}_seed{seed}")
+            log = os.path.join(out, f"{folder}_seed{seed}.log")
             print(f"training {name}, seed {seed}, {args.steps} steps ...", file=sys.stderr, flush=True)
-            if name == "project":
+            if flags is not None:
                 timing = run_project(os.path.relpath(data, ROOT), os.path.relpath(run, ROOT), args.steps, seed,
-                                     args.splits["train"], args.size, log)
+                                     args.splits["train"], args.size, log, flags)
             else:
                 timing = run_reference(data, run, args.steps, seed, args.size, log)
             rows.append({"implementation": name, "seed": seed, "steps": args.steps,
@@ -636,8 +659,9 @@ def main(argv=None):
     seg = train_segmenter(train_photos, label_classes(train_labels), args.segmenter_steps, args.crop)
     real = fcn_scores(segment(seg, to_unit(test_photos)), truth)
     majority = float(np.bincount(truth.ravel(), minlength=len(CLASSES)).max() / truth.size)
-    for row in rows:
-        row.update(score_generator(row["generator"], test_labels, test_photos, truth, seg))
+    rows = [{**row, "mode": mode, **score_generator(row["generator"], test_labels, test_photos, truth, seg,
+                                                     mode=mode)}
+            for row in rows for mode in args.modes]
     wall = time.perf_counter() - began
     report = "\n".join([f"Command: `{command}`", "",
                         f"Machine: {machine()}; load average at end {[round(x, 2) for x in os.getloadavg()]}; "
