@@ -11,14 +11,14 @@ its "Running on local URL:" line, and opens --sessions sessions on it, each draw
 the page and speaking Gradio's HTTP API as the page's own script does (raw HTTP with httpx, which
 Gradio installs; gradio_client's threads cost the machine more CPU than the demo itself). Every
 request is the session's previous drawing with one more random stroke, sent as the canvas sends it:
-the editor's background, one stroke layer and the composite, three PNGs uploaded in one request,
-then the page's stroke event (the function `update` behind the canvas's `input`) queued and its
-answer read from the event stream, then both answer images downloaded, as the browser fetches
-them. Then the session pauses (--pause: drawing the next stroke) and sends the next one; like the
-page (trigger_mode="always_last") it keeps at most one request in flight. All sessions run in this
-process on one asyncio loop, on the same cores as the demo, as browsers on this machine would.
+the page's stroke event (the function `update` behind the canvas's `input`) queued with the
+canvas's pixels in it, one PNG data URL, its answer read from the event stream, then both answer
+images downloaded, as the browser fetches them. Then the session pauses (--pause: drawing the next
+stroke) and sends the next one; like the page (trigger_mode="always_last") it keeps at most one
+request in flight. All sessions run in this process on one asyncio loop, on the same cores as the
+demo, as browsers on this machine would.
 
-Latency: from the first upload of a request to its second image downloaded. Errors: requests that
+Latency: from a request's event queued to its second image downloaded. Errors: requests that
 raised, timed out (--timeout) or came back without two images of the generator's size. Bounded:
 each session stops after --requests requests or when --duration seconds have passed, whichever
 comes first; the server is stopped at the end, on an error and on Ctrl-C. Loopback only: nothing
@@ -157,64 +157,56 @@ def png(pixels):
 
 
 def drawings(rng, shape, count):
-    """`count` editor values as files' bytes, each the one before with one more random white stroke:
-    (background, stroke layer RGBA, composite) PNGs of shape (h, w)."""
+    """`count` canvas values, each the one before with one more random white stroke: PNG data URLs
+    (str) of an RGBA picture of shape (h, w), as the page's canvas sends them."""
+    import base64
     height, width = shape
-    background = np.zeros((height, width, 3), np.uint8)
-    layer = np.zeros((height, width, 4), np.uint8)
+    canvas = np.zeros((height, width, 4), np.uint8)
+    canvas[..., 3] = 255  # opaque, as the page's canvas
     half = max(1, min(height, width) // 64)  # a pen 3 pixels wide at 28x28, 9 at 256x256
     out = []
     for _ in range(count):
         (y0, x0), (y1, x1) = rng.integers(0, (height, width), (2, 2))
         for t in np.linspace(0, 1, 2 * max(height, width)):
             y, x = int(round(y0 + t * (y1 - y0))), int(round(x0 + t * (x1 - x0)))
-            layer[max(0, y - half):y + half + 1, max(0, x - half):x + half + 1] = 255
-        composite = np.where(layer[..., 3:] > 0, layer[..., :3], background)
-        out.append((png(background), png(layer), png(composite)))
+            canvas[max(0, y - half):y + half + 1, max(0, x - half):x + half + 1] = 255
+        out.append("data:image/png;base64," + base64.b64encode(png(canvas)).decode("ascii"))
     return out
 
 
 class Session:
     """One person at the page, speaking Gradio's HTTP API as the page's own script does, on a
-    connection pool of its own: per stroke, the three PNGs uploaded in one request
-    (/gradio_api/upload), the stroke event queued (/gradio_api/queue/join, the `update` function
-    behind the canvas's `input`), its answer read from the event stream (/gradio_api/queue/data),
-    and both answer images downloaded. Records (seconds, error or None) per request."""
+    connection pool of its own: per stroke, the stroke event queued with the canvas in it
+    (/gradio_api/queue/join, the `update` function behind the canvas's `input`), its answer read
+    from the event stream (/gradio_api/queue/data), and both answer images downloaded. Records
+    (seconds, error or None) per request."""
 
-    def __init__(self, index, url, event, files, shape, args, deadline):
+    def __init__(self, index, url, event, canvases, shape, args, deadline):
         self.hash = f"load{index:03d}{os.getpid()}"  # the session, as the page's random session_hash
-        self.url, self.event, self.files, self.shape, self.args = url, event, files, shape, args
+        self.url, self.event, self.canvases, self.shape, self.args = url, event, canvases, shape, args
         self.deadline = deadline
         self.results = []
 
     async def run(self):
         import httpx
         async with httpx.AsyncClient(base_url=self.url, timeout=self.args.timeout) as client:
-            for i, paths in enumerate(self.files):
+            for canvas in self.canvases:
                 if time.time() >= self.deadline:
                     break
                 start = time.perf_counter()
                 try:
-                    error = await asyncio.wait_for(self.stroke(client, paths, i), self.args.timeout)
+                    error = await asyncio.wait_for(self.stroke(client, canvas), self.args.timeout)
                 except Exception as e:  # noqa: BLE001  counted, not raised: a failed request is a result
                     error = f"{type(e).__name__}: {e}"[:200]
                 self.results.append((time.perf_counter() - start, error))
                 await asyncio.sleep(self.args.pause)
 
-    async def stroke(self, client, paths, i):
-        """One stroke's round trip; None, or what was wrong with the answer."""
-        files = []
-        for path, name in zip(paths, ("background.png", "layer_0.png", "composite.png")):
-            with open(path, "rb") as f:
-                files.append(("files", (name, f.read(), "image/png")))
-        uploaded = await client.post(f"/gradio_api/upload?upload_id={self.hash}{i}", files=files)
-        uploaded.raise_for_status()
-        background, layer, composite = ({"path": path, "orig_name": name, "meta": {"_type": "gradio.FileData"}}
-                                        for path, (_, (name, _, _)) in zip(uploaded.json(), files))
+    async def stroke(self, client, canvas):
+        """One stroke's round trip (canvas: its PNG data URL); None, or what was wrong with the answer."""
         fn_index, trigger_id = self.event
         joined = await client.post("/gradio_api/queue/join", json={
-            "data": [{"background": background, "layers": [layer], "composite": composite}, self.args.mode],
-            "event_data": None, "fn_index": fn_index, "trigger_id": trigger_id, "session_hash": self.hash})
+            "data": [canvas, self.args.mode], "event_data": {}, "fn_index": fn_index, "trigger_id": trigger_id,
+            "session_hash": self.hash})
         joined.raise_for_status()
         event_id = joined.json()["event_id"]
         answer = None
@@ -246,13 +238,14 @@ class Session:
 
 
 def stroke_event(url):
-    """(fn_index, trigger_id) of the page's stroke event, the function `update` on the canvas's
-    `input`, from the page's /config."""
+    """(fn_index, trigger_id) of the page's stroke event, the function `update` on the `input` of
+    the canvas (the component with elem_id "canvas"), from the page's /config."""
     import httpx
     config = httpx.get(f"{url}/config", timeout=60).json()
+    canvas = [c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "canvas"]
     for dependency in config["dependencies"]:
-        if dependency.get("api_name") == "update" and dependency["targets"][0][1] == "input":
-            return dependency["id"], dependency["targets"][0][0]
+        if canvas and dependency["targets"] and list(dependency["targets"][0]) == [canvas[0], "input"]:
+            return dependency["id"], canvas[0]
     raise RuntimeError(f"{url} has no stroke event (`update` on the canvas's input): not this demo?")
 
 
@@ -310,11 +303,9 @@ WATCH_STROKES = """() => {
 
 
 def draw_stroke(page, points):
-    """Drag the pen along `points`, (x, y) fractions of the picture in the middle of the canvas."""
-    box = page.locator("#canvas canvas").first.bounding_box()
-    side = min(box["width"], box["height"]) / 2
-    at = [(box["x"] + box["width"] / 2 + (x - 0.5) * side, box["y"] + box["height"] / 2 + (y - 0.5) * side)
-          for x, y in points]
+    """Drag the pen along `points`, (x, y) fractions of the page's canvas (0 left or top, 1 right or bottom)."""
+    box = page.locator("#canvas canvas").bounding_box()
+    at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
     page.mouse.move(*at[0])
     page.mouse.down()
     for point in at[1:]:
@@ -340,7 +331,6 @@ def browser_strokes(url, args):
             page.goto(url, timeout=args.timeout * 1000)
             page.locator("#net-output img").first.wait_for(timeout=args.timeout * 1000)
             first_s = time.time() - opened
-            page.get_by_role("button", name="Brush", exact=True).click()
             page.evaluate(WATCH_STROKES)
             for i in range(args.strokes):
                 shown = page.evaluate("window.outputsShown.length")
@@ -397,7 +387,7 @@ def main(argv=None):
         print(f"serving on {url}", flush=True)
         if args.browser:
             return measure_browser(args, command, url, name)
-        return measure_load(args, command, url, server, name, tuple(img_shape[:2]), folder)
+        return measure_load(args, command, url, server, name, tuple(img_shape[:2]))
     except KeyboardInterrupt:
         print("\ninterrupted: the demo is stopped")
         return 130
@@ -428,25 +418,16 @@ def measure_browser(args, command, url, name):
     return 1 if errors or outside or not latencies else 0
 
 
-def measure_load(args, command, url, server, name, shape, folder):
+def measure_load(args, command, url, server, name, shape):
     """The --sessions sessions at once; prints the table."""
     rng = np.random.default_rng(0)
-    files = []
-    for s in range(args.sessions):  # drawn before the clock starts
-        session_files = []
-        for r, pngs in enumerate(drawings(rng, shape, args.requests)):
-            paths = [os.path.join(folder, f"s{s}_r{r}_{part}.png") for part in ("background", "layer", "composite")]
-            for path, data in zip(paths, pngs):
-                with open(path, "wb") as f:
-                    f.write(data)
-            session_files.append(paths)
-        files.append(session_files)
+    canvases = [drawings(rng, shape, args.requests) for _ in range(args.sessions)]  # drawn before the clock starts
     event = stroke_event(url)
     print(f"{args.sessions} sessions, at most {args.requests} strokes each, at most {args.duration:g} s", flush=True)
     load_before = load_average()
     server_cpu, own_cpu = cpu_seconds(server.pid), time.process_time()
     started = time.time()
-    sessions = [Session(i, url, event, f, shape, args, started + args.duration) for i, f in enumerate(files)]
+    sessions = [Session(i, url, event, c, shape, args, started + args.duration) for i, c in enumerate(canvases)]
     interrupted = False
     try:
         asyncio.run(run_all(sessions))

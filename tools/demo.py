@@ -4,16 +4,19 @@ the paper's time showed what a conditional GAN does.
     python pix2pix.py demo --model runs/pix2pix        # then open http://127.0.0.1:7860
 
 Left, a canvas at the generator's own size (28x28 for the MNIST tasks, the crop size for a folder
-run), shown large: pen, eraser, undo, clear, a few validation inputs of the run to start from, an
-upload. For inpainting the red pen cuts the hole. Right, what the net sees (the drawing prepared by
-predict.load_inputs, as `predict` reads a file) and the generator's output (predict.translate),
+run), shown large: pens, eraser, undo, redo, brush size, clear, a few validation inputs of the run
+to start from, an upload. For inpainting the red pen cuts the hole. Right, what the net sees (the
+drawing prepared as `predict` reads a file) and the generator's output (predict.translate),
 redrawn whenever a stroke ends, in the inference mode chosen on the page (eval or paper).
 
-A stroke costs the server 6 ms at 28x28 and about 0.14 s at 256x256 on two CPU cores (docs/demo.md,
-"How fast it answers"): the canvas is read in memory, not through a temporary PNG file, and the
-generator runs through a tf.function per inference mode (FastGenerator), traced and run once at
-start-up, not eagerly layer by layer. Gradio's own start-up messages are off (its share=True hint
-among them: this page has no share link); `serve` prints the "Running on local URL:" line itself.
+The canvas is our own, a gr.HTML with a plain 2D <canvas> and a page of JavaScript
+(demo_canvas.js): when the pen lifts it sends its pixels to Python at once, as a PNG data URL in
+the stroke event itself. A stroke costs the server 6 ms at 28x28 and about 0.14 s at 256x256 on two
+CPU cores (docs/demo.md, "How fast it answers"): the canvas is read in memory, not through a
+temporary PNG file, and the generator runs through a tf.function per inference mode
+(FastGenerator), traced and run once at start-up, not eagerly layer by layer. Gradio's own
+start-up messages are off (its share=True hint among them: this page has no share link); `serve`
+prints the "Running on local URL:" line itself.
 
 Gradio (requirements-demo.txt) is imported inside the functions, and so are NumPy and everything
 that loads TensorFlow: importing this module is instant (`pix2pix.py demo --help` reads its
@@ -29,10 +32,16 @@ INSTALL = "python -m pip install -r requirements-demo.txt"
 HOST, PORT = "127.0.0.1", 7860      # this machine only; --host 0.0.0.0 serves the network
 EXAMPLES = 6                        # validation inputs offered as starting points
 HOLE_RGB = (255, 0, 0)              # the inpainting pen: red on the canvas, 0.0 (grey) for the net
-MNIST_PENS = ["#ffffff", "#000000"]  # ink (+1) and background (-1), white on black as MNIST
-CSS = (".pixels img {image-rendering: pixelated;}"  # big pixels, not a blur
+MNIST_PENS = {"white ink": "#ffffff", "black background": "#000000"}  # +1 and -1: white on black, as MNIST
+CANVAS_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_canvas.js")  # the canvas's script
+CANVAS_SIDE = 420                   # screen pixels of the canvas's longer side
+CSS = (".pixels img, #canvas canvas {image-rendering: pixelated;}"  # big pixels, not a blur
        " #net-input img, #net-output img {width: 100%; height: 100%; object-fit: contain;}"
-       ' #canvas button[aria-label="Clear canvas"] {display: none;}')  # it drops the canvas; ours keeps it
+       " #canvas canvas {max-width: 100%; height: auto; touch-action: none; cursor: crosshair;"
+       " border: 1px solid var(--border-color-primary);}"
+       " #canvas .tools {display: flex; flex-wrap: wrap; gap: 6px; align-items: center; margin-bottom: 8px;}"
+       " #canvas .tools button {padding: 2px 10px; border: 1px solid var(--border-color-primary); border-radius: 4px;}"
+       " #canvas .tools .chosen {outline: 3px solid var(--color-accent);}")
 
 
 def import_gradio():
@@ -210,13 +219,73 @@ def run_translation(generator, cfg, canvas, mode):
     return as_image(to_uint8(src)), as_image(to_uint8(fake)), note
 
 
-def pens(gr, cfg, img_shape):
-    """The canvas's gr.Brush: for the MNIST tasks white (+1) and black (-1), and for inpainting
-    the red hole pen, 2 pixels wide; for a folder run every colour."""
-    if cfg.kind != "mnist":
-        return gr.Brush(default_size=max(2, img_shape[1] // 64))
-    hole_pen = ["#%02x%02x%02x" % HOLE_RGB] if cfg.task == "inpaint" else []
-    return gr.Brush(colors=MNIST_PENS + hole_pen, color_mode="fixed", default_color=MNIST_PENS[0], default_size=2)
+def to_data_url(canvas):
+    """A canvas (uint8 [h, w, 3]) as the page's canvas takes it: a PNG data URL (str)."""
+    import base64
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def from_data_url(url, img_shape):
+    """The page's canvas as it sends it, a PNG data URL of the generator's size (img_shape: h, w, c),
+    as uint8 [h, w, 3]: its pixels exactly (the canvas is opaque: its alpha, all 255, is dropped);
+    ValueError for anything else."""
+    import base64
+    import binascii
+    import io
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+    header, _, data = (url or "").partition(",")
+    try:
+        if header != "data:image/png;base64":
+            raise ValueError("not a PNG data URL")
+        with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as image:
+            if image.format != "PNG" or image.size != (img_shape[1], img_shape[0]):
+                raise ValueError(f"a {image.format} of {image.size[0]}x{image.size[1]}, not a PNG of "
+                                 f"{img_shape[1]}x{img_shape[0]}")
+            return np.asarray(image.convert("RGB"))
+    except (binascii.Error, UnidentifiedImageError, ValueError) as e:
+        raise ValueError(f"the canvas sent something else than its picture ({e})") from e
+
+
+def canvas_html(cfg, img_shape):
+    """The canvas's HTML (for demo_canvas.js): the tools, then a <canvas> of the generator's size
+    (img_shape: h, w, c), shown CANVAS_SIDE pixels on its longer side. Tools: for the MNIST tasks
+    a white pen (+1) and a black one (-1), and for inpainting the red hole pen, 2 pixels wide; for
+    a folder run one pen of any colour (a colour picker), 1/64 of the width; then the eraser (it
+    paints back the picture the drawing started from), undo, redo and the brush size."""
+    height, width = img_shape[:2]
+    if cfg.kind == "mnist":
+        pens = {**MNIST_PENS, **({"red hole": "#%02x%02x%02x" % HOLE_RGB} if cfg.task == "inpaint" else {})}
+        tools = "".join(f'<button class="tool" value="{colour}" style="background: {colour}; color: '
+                        f'{"#000000" if colour == "#ffffff" else "#ffffff"}">{name}</button>'
+                        for name, colour in pens.items())
+        brush = 2
+    else:
+        tools = '<input class="tool" type="color" value="#ffffff" title="pen colour" aria-label="pen colour">'
+        brush = max(2, width // 64)
+    tools = tools.replace('class="tool"', 'class="tool chosen"', 1)  # the first pen is in hand
+    scale = CANVAS_SIDE / max(height, width)
+    return (f'<div class="tools">{tools}<button class="tool" value="erase">eraser</button>'
+            '<button class="undo">undo</button><button class="redo">redo</button>'
+            f'<label>brush <input class="size" type="range" min="1" max="{max(8, max(height, width) // 8)}" '
+            f'value="{brush}"></label></div>'
+            f'<canvas width="{width}" height="{height}" style="width: {round(width * scale)}px"></canvas>')
+
+
+def drawing_canvas(gr, cfg, img_shape, canvas):
+    """The page's canvas, a gr.HTML of canvas_html run by demo_canvas.js; its value is the picture
+    as a PNG data URL (to_data_url of `canvas`, uint8 [h, w, 3], to start with), and its `input`
+    event fires when a stroke ends, an undo or a redo."""
+    with open(CANVAS_JS) as f:
+        script = f.read()
+    return gr.HTML(to_data_url(canvas), html_template=canvas_html(cfg, img_shape), js_on_load=script,
+                   apply_default_css=False, label="Draw here", elem_id="canvas", container=True, padding=True)
 
 
 def build_app(generator, cfg, examples=None, mode="auto", title="pix2pix"):
@@ -234,25 +303,20 @@ def build_app(generator, cfg, examples=None, mode="auto", title="pix2pix"):
     first = blank if examples is None else to_canvas(examples[0], task)
     generator = FastGenerator(generator).warm_up()
 
-    def editor_value(canvas):
-        return {"background": canvas, "layers": [], "composite": canvas}
+    def canvas_of(value):  # the page's canvas value (a PNG data URL) as uint8 [h, w, 3]
+        return from_data_url(value, img_shape) if value else blank
 
     def update(value, chosen_mode):
-        canvas = value.get("composite") if value else None
-        return run_translation(generator, cfg, blank if canvas is None else canvas, chosen_mode)
+        return run_translation(generator, cfg, canvas_of(value), chosen_mode)
 
     def start_from(canvas, chosen_mode):
-        return editor_value(canvas), *run_translation(generator, cfg, canvas, chosen_mode)
+        return to_data_url(canvas), *run_translation(generator, cfg, canvas, chosen_mode)
 
     with gr.Blocks(title=f"{title} demo", analytics_enabled=False) as app:
         gr.Markdown(f"### {title}: {task or 'image pairs'}, {img_shape[0]}x{img_shape[1]}, "
                     f"{img_shape[2]} channel(s)\n{HOW_TO.get(task if cfg.kind == 'mnist' else None, HOW_TO[None])}")
         with gr.Row():
-            editor = gr.ImageEditor(
-                value=editor_value(first), canvas_size=img_shape[:2], fixed_canvas=True, image_mode="RGB",
-                type="numpy", format="png", sources=(), layers=False, transforms=(), brush=pens(gr, cfg, img_shape),
-                eraser=gr.Eraser(default_size=2), label="Draw here (pen, eraser, undo)",
-                elem_id="canvas", elem_classes="pixels", height=420)
+            canvas = drawing_canvas(gr, cfg, img_shape, first)
             with gr.Column():
                 net_input, output = (gr.Image(label=label, format="png", image_mode=None, interactive=False,
                                               elem_id=elem_id, elem_classes="pixels", height=200)
@@ -263,14 +327,16 @@ def build_app(generator, cfg, examples=None, mode="auto", title="pix2pix"):
                               label="Inference mode", elem_id="mode",
                               info=" / ".join(MODE_TEXT[m] for m in INFERENCE_MODES))
             note = gr.Markdown(elem_id="note")
+        results = [net_input, output, note]
         with gr.Row():
             clear = gr.Button("Clear: a blank canvas", elem_id="clear")
-            clear.click(lambda m: start_from(blank, m), [chosen], [editor, net_input, output, note])
+            clear.click(lambda m: start_from(blank, m), [chosen], [canvas, *results])
             if task == "inpaint":
                 cut = gr.Button("Cut a random square hole, as in training", elem_id="cut-hole")
-                cut.click(lambda value, m: start_from(random_hole(value, img_shape, cfg), m),
-                          [editor, chosen], [editor, net_input, output, note])
-            upload = gr.Image(label="Or upload an image", type="filepath", sources=["upload"], height=140)
+                cut.click(lambda value, m: start_from(random_hole(canvas_of(value), img_shape, cfg), m),
+                          [canvas, chosen], [canvas, *results])
+            upload = gr.Image(label="Or upload an image", type="filepath", sources=["upload"], height=140,
+                              elem_id="upload")
         if examples is not None:
             gallery = gr.Gallery([to_canvas(x, task) for x in examples], label="Validation inputs of the run: "
                                  "click one to start from it", columns=EXAMPLES, height=180,
@@ -278,25 +344,22 @@ def build_app(generator, cfg, examples=None, mode="auto", title="pix2pix"):
 
             def pick(chosen_mode, event: gr.SelectData):  # Gradio passes the click as `event`
                 return start_from(to_canvas(examples[event.index], task), chosen_mode)
-            gallery.select(pick, [chosen], [editor, net_input, output, note])
-        results = [net_input, output, note]
-        editor.input(update, [editor, chosen], results, trigger_mode="always_last")
-        chosen.change(update, [editor, chosen], results)
+            gallery.select(pick, [chosen], [canvas, *results])
+        canvas.input(update, [canvas, chosen], results, trigger_mode="always_last")
+        chosen.change(update, [canvas, chosen], results)
         upload.upload(lambda path, m: start_from(read_upload(path, img_shape, cfg), m), [upload, chosen],
-                      [editor, *results])
-        app.load(update, [editor, chosen], results)
+                      [canvas, *results])
+        app.load(update, [canvas, chosen], results)
     return app
 
 
-def random_hole(value, img_shape, cfg):
-    """The canvas of editor `value` with one more square hole, drawn as in training
+def random_hole(canvas, img_shape, cfg):
+    """The canvas (uint8 [h, w, 3]) with one more square hole, drawn as in training
     (tasks.mask_square with the run's hole sizes), painted red."""
     import numpy as np
 
     from tasks import mask_square
-    canvas = value.get("composite") if value else None
-    src = from_canvas(np.zeros((*img_shape[:2], 3), np.uint8) if canvas is None else canvas, img_shape, cfg)
-    masked, _ = mask_square(src, cfg.hole_min, cfg.hole_max)
+    masked, _ = mask_square(from_canvas(canvas, img_shape, cfg), cfg.hole_min, cfg.hole_max)
     return to_canvas(np.asarray(masked)[0], "inpaint")
 
 
