@@ -304,7 +304,9 @@ WATCH_STROKES = """() => {
 
 def draw_stroke(page, points):
     """Drag the pen along `points`, (x, y) fractions of the page's canvas (0 left or top, 1 right or bottom)."""
-    box = page.locator("#canvas canvas").bounding_box()
+    canvas = page.locator("#canvas canvas")
+    canvas.scroll_into_view_if_needed()  # the mouse acts on what the window shows
+    box = canvas.bounding_box()
     at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
     page.mouse.move(*at[0])
     page.mouse.down()

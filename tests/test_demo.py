@@ -2,7 +2,8 @@
 and a taken port, and the page itself, driven in a real headless browser (Debian's chromium, driven
 by Playwright): strokes drawn on the canvas change the output, which equals predict.translate of
 the input the page shows, and arrive soon after each stroke (the log shows how soon: run with -s);
-undo, an upload's grey hole, the gallery, the hole button and clear do what the page says.
+undo, redo, an upload's grey hole, the gallery, the eraser, clear and the hole button do what the
+page says.
 """
 import io
 import json
@@ -187,10 +188,18 @@ def test_drawing_in_the_browser_translates_as_predict_does(tiny_run, digits, tmp
             for _ in range(LATENCY_STROKES + 1):                      # every stroke undone: the example again
                 page.get_by_role("button", name="undo").click()
             shown_until(page, "#net-input", lambda image: np.array_equal(image, first_input))
+            page.get_by_role("button", name="redo").click()            # the V again
+            shown_until(page, "#net-input", lambda image: np.array_equal(image, net_input))
             page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "holed.png"))
             uploaded = shown_until(page, "#net-input", lambda image: (image[8:20, 8:20] == 128).all())
             uploaded_canvas = canvas_pixels(page)
             page.locator("#examples img").first.click()                 # the gallery: the first example again
+            shown_until(page, "#net-input", lambda image: np.array_equal(image, first_input))
+            line = [(0.2, 0.5), (0.8, 0.5)]
+            draw_stroke(page, line)
+            shown_until(page, "#net-input", lambda image: not np.array_equal(image, first_input))
+            page.get_by_role("button", name="eraser").click()           # the same line erased: the example again
+            draw_stroke(page, line)
             shown_until(page, "#net-input", lambda image: np.array_equal(image, first_input))
             page.get_by_role("button", name="Clear: a blank canvas").click()
             shown_until(page, "#net-input", lambda image: (image == 0).all())  # black: -1 everywhere
@@ -248,6 +257,24 @@ def test_a_folder_run_gets_its_validation_inputs_and_reads_drawings_as_predict(t
     Image.fromarray(rng.integers(0, 256, (40, 24, 3), dtype=np.uint8)).save(upload)  # centre-cropped to 16
     expected = load_inputs([str(upload)], (16, 16, 3), load_size=0)[0]
     np.testing.assert_allclose(read_upload(str(upload), (16, 16, 3), settings) / 127.5 - 1, expected, atol=1e-6)
+
+
+def test_the_canvas_sends_its_pixels_exactly_and_nothing_else():
+    """The canvas's value, a PNG data URL: from_data_url gives back every pixel of to_data_url's,
+    and of an RGBA canvas as the browser sends it (alpha 255, dropped); another size, another
+    format or no picture is refused."""
+    import base64
+
+    from tools.demo import from_data_url, to_data_url
+    rng = np.random.default_rng(0)
+    canvas = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(from_data_url(to_data_url(canvas), (20, 30, 1)), canvas)
+    rgba = np.concatenate([canvas, np.full((20, 30, 1), 255, np.uint8)], axis=-1)
+    np.testing.assert_array_equal(from_data_url(to_data_url(rgba), (20, 30, 3)), canvas)
+    jpeg = "data:image/png;base64," + base64.b64encode(b"\xff\xd8\xff\xe0 not a png").decode()
+    for wrong in (to_data_url(canvas[:10]), jpeg, "data:text/plain,hello", "", None):
+        with pytest.raises(ValueError, match="the canvas sent"):
+            from_data_url(wrong or "", (20, 30, 1))
 
 
 @pytest.mark.parametrize("task, channels, load_size", [("inpaint", 1, 286), (None, 3, 286), (None, 1, 0),

@@ -239,7 +239,7 @@ def from_data_url(url, img_shape):
     import io
 
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
     header, _, data = (url or "").partition(",")
     try:
         if header != "data:image/png;base64":
@@ -249,7 +249,7 @@ def from_data_url(url, img_shape):
                 raise ValueError(f"a {image.format} of {image.size[0]}x{image.size[1]}, not a PNG of "
                                  f"{img_shape[1]}x{img_shape[0]}")
             return np.asarray(image.convert("RGB"))
-    except (binascii.Error, UnidentifiedImageError, ValueError) as e:
+    except (binascii.Error, OSError, ValueError, Image.DecompressionBombError) as e:  # OSError: not an image
         raise ValueError(f"the canvas sent something else than its picture ({e})") from e
 
 
@@ -267,7 +267,7 @@ def canvas_html(cfg, img_shape):
                         for name, colour in pens.items())
         brush = 2
     else:
-        tools = '<input class="tool" type="color" value="#ffffff" title="pen colour" aria-label="pen colour">'
+        tools = '<label>pen <input class="tool" type="color" value="#ffffff" aria-label="pen colour"></label>'
         brush = max(2, width // 64)
     tools = tools.replace('class="tool"', 'class="tool chosen"', 1)  # the first pen is in hand
     scale = CANVAS_SIDE / max(height, width)
