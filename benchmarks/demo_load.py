@@ -36,9 +36,9 @@ load average before and after, and the command that reproduces it.
 
 --browser times what a person sees instead: one headless chromium (Debian's /usr/bin/chromium,
 driven by Playwright, as tests/test_demo.py does) opens the page, waits for its first output (the
-page's load event, the generator's first call on the page), takes the pen and draws --strokes
-vertical strokes side by side, one after another, each timed from its pointer release to its new
-output image loaded in the page, and prints their median, max and each.
+page's load event, the generator's first call on the page), and with the page's first pen (white)
+draws --strokes vertical strokes side by side, one after another, each timed from its pointer
+release to its new output image loaded in the page, and prints their median, max and each.
 """
 import argparse
 import asyncio

@@ -70,6 +70,7 @@ function step(from, to) {  // undo or redo: the canvas as it was, the present ke
 }
 
 canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;  // the left button, a finger or a pen's tip
     canvas.setPointerCapture(event.pointerId);  // its pointerup comes here, even off the canvas
     undo.push(ctx.getImageData(0, 0, canvas.width, canvas.height));
     if (undo.length > 100) undo.shift();
