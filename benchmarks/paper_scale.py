@@ -485,6 +485,39 @@ def train_segmenter(photos, classes, steps, crop, batch_size=8, seed=0):
     return model
 
 
+def trained_segmenter(out, photos, classes, steps, crop, fresh=True):
+    """The segmenter of the benchmark in `out`: trained (train_segmenter) and saved as
+    OUT/segmenter.keras, or, with fresh=False and that file there, loaded from it, so that scores
+    taken at different times (--score-only) come from one segmenter."""
+    import keras
+    path = os.path.join(out, "segmenter.keras")
+    if not fresh and os.path.exists(path):
+        return keras.models.load_model(path, compile=False)
+    print("training the segmenter ...", file=sys.stderr, flush=True)
+    model = train_segmenter(photos, classes, steps, crop)
+    model.save(path)
+    return model
+
+
+class ScoreCache:
+    """Scores already taken in `path` (JSON), by generator file, its modification time and test
+    mode: --score-only scores only the generators it has not scored yet. fresh=True starts empty."""
+
+    def __init__(self, path, fresh=True):
+        self.path, self.scores = path, {}
+        if not fresh and os.path.exists(path):
+            with open(path) as f:
+                self.scores = json.load(f)
+
+    def get(self, generator, mode, score):
+        key = f"{os.path.realpath(generator)}|{os.path.getmtime(generator)}|{mode}"
+        if key not in self.scores:
+            self.scores[key] = score()
+            with open(self.path, "w") as f:
+                json.dump(self.scores, f, indent=2)
+        return self.scores[key]
+
+
 def segment(model, images, batch_size=8):
     """int64 [n, h, w] class map of float32 images [n, h, w, 3] in [-1, 1]."""
     return np.concatenate([np.argmax(np.asarray(model(images[i:i + batch_size], training=False)), axis=-1)
@@ -591,7 +624,8 @@ def parse_args(argv=None):
                    help="comma-separated inference modes each generator is scored in: paper (dropout on, "
                         "BatchNorm on each image's statistics, as the paper and the tutorial test), eval")
     p.add_argument("--score-only", action="store_true",
-                   help="train nothing: score the runs that an earlier benchmark in --out trained (its trainings.json)")
+                   help="train nothing: score the runs that an earlier benchmark in --out trained (its "
+                        "trainings.json), with its segmenter (OUT/segmenter.keras); scores in scores.json are reused")
     p.add_argument("--quick", action="store_true",
                    help="64x64 images, 8 training pairs, 4 steps: checks that everything runs; numbers mean nothing")
     args = p.parse_args(argv)
@@ -655,12 +689,13 @@ def main(argv=None):
     train_photos, train_labels = read_split(data, "train")
     test_photos, test_labels = read_split(data, "test")
     truth = label_classes(test_labels)
-    print("training the segmenter ...", file=sys.stderr, flush=True)
-    seg = train_segmenter(train_photos, label_classes(train_labels), args.segmenter_steps, args.crop)
+    seg = trained_segmenter(out, train_photos, label_classes(train_labels), args.segmenter_steps, args.crop,
+                            fresh=not args.score_only)
     real = fcn_scores(segment(seg, to_unit(test_photos)), truth)
     majority = float(np.bincount(truth.ravel(), minlength=len(CLASSES)).max() / truth.size)
-    rows = [{**row, "mode": mode, **score_generator(row["generator"], test_labels, test_photos, truth, seg,
-                                                     mode=mode)}
+    cache = ScoreCache(os.path.join(out, "scores.json"), fresh=not args.score_only)
+    rows = [{**row, "mode": mode, **cache.get(row["generator"], mode, lambda: score_generator(
+                row["generator"], test_labels, test_photos, truth, seg, mode=mode))}
             for row in rows for mode in args.modes]
     wall = time.perf_counter() - began
     report = "\n".join([f"Command: `{command}`", "",

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow  # the learner's subset leaves it out: -m "not slo
 
 def test_quick_run_trains_both_and_scores_them(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert paper_scale.main(["--quick", "--seeds", "0", "--out", str(out)]) == 0
+    assert paper_scale.main(["--quick", "--seeds", "0", "--out", str(out), "--variant", "fp32=--precision fp32",
+                             "--modes", "paper,eval"]) == 0
     printed = capsys.readouterr().out
 
     # the facades layout: train/ val/ test/ of photo | labels files, A the photo, B the flat label map
@@ -28,20 +29,25 @@ def test_quick_run_trains_both_and_scores_them(tmp_path, capsys):
     assert photos.shape == labels.shape == (4, 64, 64, 3)
     assert np.array_equal(paper_scale.PALETTE[paper_scale.label_classes(labels)], labels)  # labels: palette only
 
-    # both implementations trained and saved a generator; the table has every column and row
+    # both implementations and the variant trained and saved a generator, each scored in both modes;
+    # the table has every column and row
     result = json.loads((out / "results.json").read_text())
-    rows = {row["implementation"]: row for row in result["rows"]}
-    assert set(rows) == {"project", "reference"}
+    scored = {(row["implementation"], row["mode"]): row for row in result["rows"]}
+    names = ("project", "reference", "project, fp32")
+    assert set(scored) == {(name, mode) for name in names for mode in ("paper", "eval")}
+    rows = {name: scored[name, "paper"] for name in names}
     for row in rows.values():
         assert os.path.isfile(row["generator"]) and row["steps"] == 4 and row["minutes"] > 0
         assert row["s_per_step"] > 0
         assert 0 <= row["l1"] <= 2 and np.isfinite(row["psnr"]) and -1 <= row["ssim"] <= 1
         assert 0 <= row["pixel_acc"] <= 1 and 0 <= row["mean_iou"] <= 1
     assert "--direction BtoA" in rows["project"]["command"] and "--max-epoch-steps 4" in rows["project"]["command"]
+    assert rows["project, fp32"]["command"].endswith("--precision fp32 --load-size 72 --crop-size 64")
+    assert scored["project", "eval"]["generator"] == rows["project"]["generator"]
     header = next(line for line in printed.splitlines() if line.startswith("| implementation"))
     assert [c.strip() for c in header.strip("|").split("|")] == list(paper_scale.COLUMNS)
     table = [line for line in printed.splitlines() if line.startswith("| ")]
-    assert len(table) == 4 and all(line.count("|") == len(paper_scale.COLUMNS) + 1 for line in table)
+    assert len(table) == 8 and all(line.count("|") == len(paper_scale.COLUMNS) + 1 for line in table)
     assert "Command: `python benchmarks/paper_scale.py --quick" in printed
 
     # the FCN-score's segmenter reads the real photos better than always naming the commonest class
