@@ -31,6 +31,7 @@ FASHION = dict(gen_filters=64, gen_max_filters=256, disc_filters=64, disc_layers
 TASK_PRESETS = {"edges2fashion": FASHION, "denoise": dict(disc_layers=2)}
 PHOTO_TASKS = ("inpaint", "colorize", "edges", "denoise", "superres")  # --data a folder of single photos
 DIRECTIONS = ("AtoB", "BtoA")  # image folders: which side is the input
+JITTER_RESIZES = ("bilinear", "nearest")  # image folders: how the jitter resizes to load_size (folder_ds.resize)
 STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute (distribute.py)
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # compute precision (distribute.resolve_precision)
 INFERENCE_MODES = ("eval", "paper")  # BatchNorm and dropout at inference (predict.translate)
@@ -59,6 +60,7 @@ class Config:
     load_size: int = 286          # image folders: resize before the random crop, N or "HxW" (load_hw; 0: crop only)
     crop_size: int = 256          # image folders: random crop, the nets' size: N (square) or "HxW", as "256x512"
     no_flip: bool = False         # image folders: no random left-right mirroring
+    jitter_resize: str = "bilinear"  # image folders: the jitter's resizing, one of JITTER_RESIZES
     out: str = os.path.join("runs", "pix2pix")  # output folder (RunFiles)
     seed: int = 0                 # weights, split, shuffling, holes, jitter
     val_size: int = 50            # images held out for validation and the sample grids
@@ -195,7 +197,8 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-CHOICES = {"loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS}
+CHOICES = {"loss": LOSSES, "direction": DIRECTIONS, "strategy": STRATEGIES, "precision": PRECISIONS,
+           "jitter_resize": JITTER_RESIZES}
 
 
 def check_values(cfg):

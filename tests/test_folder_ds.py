@@ -71,6 +71,26 @@ def test_crop_and_mirror_are_the_same_for_both_halves():
     assert np.asarray(a)[0, 0, 0] < np.asarray(a)[0, -1, 0]  # flip=False never mirrors
 
 
+def test_nearest_jitter_keeps_a_label_maps_colours_and_bilinear_blends_them(inverted_pairs):
+    labels = np.zeros((40, 40, 3), np.float32)
+    labels[:, 13:27] = [1.0, -1.0, 0.5]                      # a band of one label colour on black
+    colours = {tuple(c) for c in labels.reshape(-1, 3)}
+    for seed in range(5):
+        near, _ = augment(labels, labels, seed=[seed, 0], crop_size=32, load_size=45, method="nearest")
+        assert {tuple(c) for c in np.asarray(near).reshape(-1, 3)} <= colours   # only the map's own colours
+    smooth, _ = augment(labels, labels, seed=[0, 0], crop_size=32, load_size=45)
+    assert len({tuple(c) for c in np.asarray(smooth).reshape(-1, 3)}) > len(colours)  # blended edges
+    # the setting reaches the training pipeline: nearest copies the files' 8-bit values, bilinear blends them
+    root, _ = inverted_pairs
+    for method, exact in (("nearest", True), ("bilinear", False)):
+        train_ds, *_ = get_folder_ds(root, 2, 2, crop_size=32, load_size=45, verbose=False, jitter_resize=method)
+        levels = (np.asarray(next(iter(train_ds))[0]) + 1) * 127.5
+        assert np.allclose(levels, np.round(levels), atol=1e-3) == exact
+    assert config.Config(jitter_resize="nearest").jitter_resize == "nearest"
+    with pytest.raises(ValueError, match="--jitter-resize must be one of bilinear, nearest"):
+        config.Config(jitter_resize="cubic")
+
+
 def test_direction_swaps_input_and_target(inverted_pairs):
     root, _ = inverted_pairs
     pairs = find_pairs(root)

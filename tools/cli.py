@@ -39,7 +39,7 @@ from config import (
 
 MODEL_HELP = "the generator, OUT/generator.keras of a training run (or the run folder OUT)"
 SHIPPED_HELP = f"{MODEL_HELP}; default: the shipped generator of the default run, {os.path.relpath(SHIPPED_RUN)}"
-FOLDER_ONLY = ("crop_size", "load_size", "direction", "no_flip")  # training flags that MNIST ignores
+FOLDER_ONLY = ("crop_size", "load_size", "direction", "no_flip", "jitter_resize")  # training flags that MNIST ignores
 
 # Help of every training flag. "{mnist}" / "{paper}": the Config.mnist() / Config.paper() default.
 TRAINING_HELP = {
@@ -74,6 +74,9 @@ TRAINING_HELP = {
     "crop_size": "image folders: random crop, the nets' size: N (square) or HxW, as 256x512 for wide images "
                  "(both sides multiples of the U-Net's 2**depth)",
     "no_flip": "image folders: no random mirroring (for maps, text, anything mirroring changes)",
+    "jitter_resize": "image folders: how the jitter resizes to --load-size: bilinear (antialiased) or nearest (each "
+                     "pixel copied: label maps keep their colours, textures their contrast; the TensorFlow "
+                     "tutorial's)",
     "out": "output folder",
     "seed": "random seed for weights, split, shuffling and holes",
     "val_size": "images held out for validation and sample grids (default: {mnist} for MNIST tasks; for image "

@@ -60,31 +60,34 @@ def read_pair(a_path, b_path, a_channels, b_channels):
     return read_image(a_path, a_channels), read_image(b_path, b_channels)
 
 
-def resize(image, size):
-    """float [h, w, c] -> [size, size, c] (or size = (height, width)): bilinear with antialiasing,
-    kept in [-1, 1]."""
+def resize(image, size, method="bilinear"):
+    """float [h, w, c] -> [size, size, c] (or size = (height, width)), kept in [-1, 1]: "bilinear"
+    with antialiasing, or "nearest" (each pixel a copy of the nearest one: a label map's colours
+    and a texture's contrast kept, as the TensorFlow tutorial resizes)."""
     size = (size, size) if isinstance(size, int) else tuple(size)
+    if method == "nearest":
+        return tf.image.resize(image, size, method="nearest")
     return tf.clip_by_value(tf.image.resize(image, size, antialias=True), -1.0, 1.0)
 
 
-def jitter(image, seed, crop_size=CROP_SIZE, load_size=LOAD_SIZE, flip=True):
+def jitter(image, seed, crop_size=CROP_SIZE, load_size=LOAD_SIZE, flip=True, method="bilinear"):
     """The paper's jitter of one image, float [h, w, c]: resize to load_size (config.load_hw; 0:
     keep the size), cut a random crop_size window (N or "HxW"), mirror left-right half the time.
     seed: a stateless pair, so the same seed gives the same crop. Returns [crop_h, crop_w, c]."""
     if load_size:
-        image = resize(image, load_hw(load_size, crop_size))
+        image = resize(image, load_hw(load_size, crop_size), method)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     image = tf.image.stateless_random_crop(image, [*size_hw(crop_size), tf.shape(image)[-1]], crop_seed)
     image = tf.ensure_shape(image, [*size_hw(crop_size), image.shape[-1]])  # static sides, for the tasks
     return tf.image.stateless_random_flip_left_right(image, flip_seed) if flip else image
 
 
-def augment(a, b, seed, crop_size=CROP_SIZE, load_size=LOAD_SIZE, flip=True):
+def augment(a, b, seed, crop_size=CROP_SIZE, load_size=LOAD_SIZE, flip=True, method="bilinear"):
     """The paper's jitter, the same for both images of a pair: resize both to load_size (0: keep
     the size), cut the same random crop_size window, mirror both or neither. a, b: float
     [h, w, ca], [h, w, cb] of one size. seed: a stateless pair. Returns a [crop, crop, ca], b."""
     a_channels = tf.shape(a)[-1]
-    both = jitter(tf.concat([a, b], axis=-1), seed, crop_size, load_size, flip)  # [crop, crop, ca + cb]
+    both = jitter(tf.concat([a, b], axis=-1), seed, crop_size, load_size, flip, method)  # [crop, crop, ca + cb]
     return both[..., :a_channels], both[..., a_channels:]
 
 
@@ -107,7 +110,8 @@ def prepare(image, crop_size=CROP_SIZE, load_size=LOAD_SIZE):
 # ---------------------------------------------------------------------------------------------
 
 def pairs_ds(pairs, batch_size, channels, training=True, direction="AtoB", crop_size=CROP_SIZE,
-             load_size=LOAD_SIZE, flip=True, seed=0, first_epoch=0, skip_steps=0, max_epoch_steps=0):
+             load_size=LOAD_SIZE, flip=True, seed=0, first_epoch=0, skip_steps=0, max_epoch_steps=0,
+             jitter_resize="bilinear"):
     """tf.data of (src, target) batches, float32 [batch, crop, crop, c] in [-1, 1].
 
     pairs: from find_pairs; channels: (A channels, B channels) from check_pairs; direction "AtoB"
@@ -137,7 +141,7 @@ def pairs_ds(pairs, batch_size, channels, training=True, direction="AtoB", crop_
 
     def jittered(number, index):
         a, b = load(index)
-        return orient(*augment(a, b, fold_seed(seed, 3, number), crop_size, load_size, flip))
+        return orient(*augment(a, b, fold_seed(seed, 3, number), crop_size, load_size, flip, jitter_resize))
 
     batches = endless_index_batches(len(pairs), batch_size, seed, first_epoch, skip_steps, max_epoch_steps)
     ds = batches.flat_map(numbered_items(batch_size)).map(jittered, num_parallel_calls=tf.data.AUTOTUNE)
@@ -180,7 +184,8 @@ def check_photos(photos, task, crop_size=CROP_SIZE):
 
 
 def photos_ds(photos, batch_size, channels, task, training=True, crop_size=CROP_SIZE, load_size=LOAD_SIZE,
-              flip=True, seed=0, first_epoch=0, skip_steps=0, max_epoch_steps=0, hole_sizes=HOLE_SIZES):
+              flip=True, seed=0, first_epoch=0, skip_steps=0, max_epoch_steps=0, hole_sizes=HOLE_SIZES,
+              jitter_resize="bilinear"):
     """tf.data of (src, target) batches that `task` (config.PHOTO_TASKS) makes from single photos:
     target float32 [batch, crop_h, crop_w, channels] in [-1, 1], the photo jittered as pairs are
     (training) or prepared (validation); src = tasks.make_src(task, target), [batch, crop_h,
@@ -202,7 +207,8 @@ def photos_ds(photos, batch_size, channels, task, training=True, crop_size=CROP_
         raise ValueError(f"batch size {batch_size} is larger than the {len(photos)} training photos")
 
     def jittered(number, index):
-        target = jitter(read_image(paths[index], channels), fold_seed(seed, 3, number), crop_size, load_size, flip)
+        target = jitter(read_image(paths[index], channels), fold_seed(seed, 3, number), crop_size, load_size, flip,
+                        jitter_resize)
         return pair(target, fold_seed(seed, 4, number))
 
     batches = endless_index_batches(len(photos), batch_size, seed, first_epoch, skip_steps, max_epoch_steps)
@@ -212,10 +218,10 @@ def photos_ds(photos, batch_size, channels, task, training=True, crop_size=CROP_
 
 def get_folder_ds(root, batch_size=1, val_size=50, direction="AtoB", crop_size=CROP_SIZE,
                   load_size=LOAD_SIZE, flip=True, seed=0, limit=0, first_epoch=0, skip_steps=0, max_epoch_steps=0,
-                  val_batch_size=8, verbose=True, task=None, hole_sizes=HOLE_SIZES):
+                  val_batch_size=8, verbose=True, task=None, hole_sizes=HOLE_SIZES, jitter_resize="bilinear"):
     """Pipelines for a folder of pairs, or with a `task` of single photos (photos_ds): (train_ds,
     val_ds, steps_per_epoch, (src_channels, target_channels)). Every file is checked (headers
-    only) before anything is returned."""
+    only) before anything is returned. jitter_resize: how the training jitter resizes (resize)."""
     if load_size and any(load < crop for load, crop in zip(load_hw(load_size, crop_size), size_hw(crop_size))):
         raise ValueError(f"--load-size {load_size} is smaller than --crop-size {crop_size}")
     if task is not None and task not in PHOTO_TASKS:
@@ -224,20 +230,21 @@ def get_folder_ds(root, batch_size=1, val_size=50, direction="AtoB", crop_size=C
     train, val = split_pairs(root, val_size, seed, limit)
     if task is not None:
         return get_photos_ds(task, train, val, batch_size, crop_size, load_size, flip, seed, first_epoch,
-                             skip_steps, max_epoch_steps, val_batch_size, hole_sizes, root if verbose else None)
+                             skip_steps, max_epoch_steps, val_batch_size, hole_sizes, root if verbose else None,
+                             jitter_resize)
     channels = check_pairs(train + val, crop_size, load_size)
     if verbose:
         print(f"Pairs: {len(train):,} for training and {len(val):,} for validation from {root} "
               f"(A: {channels[0]} channel(s), B: {channels[1]}; {direction})")
     args = dict(channels=channels, direction=direction, crop_size=crop_size, load_size=load_size, seed=seed)
     return (pairs_ds(train, batch_size, flip=flip, first_epoch=first_epoch, skip_steps=skip_steps,
-                     max_epoch_steps=max_epoch_steps, **args),
+                     max_epoch_steps=max_epoch_steps, jitter_resize=jitter_resize, **args),
             pairs_ds(val, val_batch_size, training=False, **args), epoch_steps(len(train), batch_size, max_epoch_steps),
             channels if direction == "AtoB" else channels[::-1])
 
 
 def get_photos_ds(task, train, val, batch_size, crop_size, load_size, flip, seed, first_epoch, skip_steps,
-                  max_epoch_steps, val_batch_size, hole_sizes, root=None):
+                  max_epoch_steps, val_batch_size, hole_sizes, root=None, jitter_resize="bilinear"):
     """get_folder_ds for a folder of single photos (Pairs without partners, split_pairs): the same
     tuple; `root` names the folder in the summary line (None: no line)."""
     channels = check_photos(train + val, task, crop_size)
@@ -247,7 +254,7 @@ def get_photos_ds(task, train, val, batch_size, crop_size, load_size, flip, seed
     args = dict(channels=channels, task=task, crop_size=crop_size, load_size=load_size, seed=seed,
                 hole_sizes=hole_sizes)
     return (photos_ds(train, batch_size, flip=flip, first_epoch=first_epoch, skip_steps=skip_steps,
-                      max_epoch_steps=max_epoch_steps, **args),
+                      max_epoch_steps=max_epoch_steps, jitter_resize=jitter_resize, **args),
             photos_ds(val, val_batch_size, training=False, **args),
             epoch_steps(len(train), batch_size, max_epoch_steps), (src_channels(task, channels), channels))
 

@@ -101,7 +101,8 @@ def open_data(cfg, first_epoch=0, skip_steps=0, verbose=True):
     if cfg.kind != "mnist":  # a folder of image pairs, or of photos with a task
         train_ds, val_ds, steps, (src_channels, target_channels) = get_folder_ds(
             cfg.data, cfg.batch_size, cfg.val_size, cfg.direction, cfg.crop_size, cfg.load_size,
-            flip=not cfg.no_flip, limit=cfg.limit, task=cfg.task, hole_sizes=(cfg.hole_min, cfg.hole_max), **stream)
+            flip=not cfg.no_flip, jitter_resize=cfg.jitter_resize, limit=cfg.limit, task=cfg.task,
+            hole_sizes=(cfg.hole_min, cfg.hole_max), **stream)
         return RunData(train_ds, val_ds, steps, (*size_hw(cfg.crop_size), src_channels), target_channels)
     images, _ = load_for_task(cfg.task, cfg.data, verbose=verbose)
     train_ds, val_ds, steps = get_mnist_ds(cfg.batch_size, images=images, val_size=cfg.val_size, limit=cfg.limit,
