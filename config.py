@@ -1,10 +1,11 @@
-"""The settings of a training run, in one place: the Config dataclass with its two presets, the
+"""The settings of a training run, in one place: the Config dataclass with its presets, the
 names that the settings choose from, and the file names of a run's output folder.
 
 Which defaults?  `Config()`, `Pix2Pix()` and the builders `unet()` / `patch_discriminator()` use
 the paper's settings (lambda 100, batch 1, U-Net filters capped at 512). `Config.paper()` says so
-by name; `Config.mnist()` is the lesson's preset, measured on MNIST (docs/results.md), which
-`python pix2pix.py` uses for every MNIST task. Only the command line looks at --data to pick one.
+by name. The command line measured two presets and looks at --data to pick one (Config.for_data):
+`Config.mnist()`, the lesson's, for every MNIST task, and `Config.folder()`, the paper's settings
+plus a weight average, for a folder of images (docs/results.md).
 Every preset computes in bfloat16 where the hardware has it (precision "auto"; "fp32" is the
 paper's arithmetic), measured to give the same scores faster (docs/speed.md).
 
@@ -29,6 +30,10 @@ TASKS = ("inpaint", "edges2digit", "denoise", "superres", "edges2fashion")  # MN
 # noise is everywhere: small patches judge each stroke's cleanness, large ones the whole digit).
 FASHION = dict(gen_filters=64, gen_max_filters=256, disc_filters=64, disc_layers=2, disc_max_filters=512, lr=2e-4)
 TASK_PRESETS = {"edges2fashion": FASHION, "denoise": dict(disc_layers=2)}
+# What the command line adds to the paper's settings for a folder of images, measured at the paper's
+# scale (benchmarks/paper_scale.py; docs/results.md, "The paper's scale"): the saved generator an
+# exponential moving average of G's weights.
+FOLDER = dict(ema=0.999)
 PHOTO_TASKS = ("inpaint", "colorize", "edges", "denoise", "superres")  # --data a folder of single photos
 DIRECTIONS = ("AtoB", "BtoA")  # image folders: which side is the input
 JITTER_RESIZES = ("bilinear", "nearest")  # image folders: how the jitter resizes to load_size (folder_ds.resize)
@@ -128,12 +133,21 @@ class Config:
         return cls(**{**lesson, **changes})
 
     @classmethod
+    def folder(cls, **changes):
+        """The command line's settings for a folder of images: the paper's (Config.paper), with the
+        saved generator an exponential moving average of G's weights (decay 0.999, FOLDER), which
+        scored better than the paper's settings and the TensorFlow tutorial's step on every score
+        at the paper's scale, step for step (docs/results.md). What else was measured there and
+        kept as the paper has it: the learning rate, the nets' width, fp32 against bfloat16."""
+        return cls.paper(**{**FOLDER, **changes})
+
+    @classmethod
     def for_data(cls, **changes):
-        """The preset that changes["data"] calls for, as the command line chooses it: Config.paper for
+        """The preset that changes["data"] calls for, as the command line chooses it: Config.folder for
         a folder of images (pairs, or single photos with a task), Config.mnist for anything else (the
         MNIST sources). ValueError / FileNotFoundError for data that can be neither."""
         check_data(changes.get("data"))
-        return (cls.paper if is_pair_folder(changes.get("data")) else cls.mnist)(**changes)
+        return (cls.folder if is_pair_folder(changes.get("data")) else cls.mnist)(**changes)
 
     @classmethod
     def from_run(cls, path):

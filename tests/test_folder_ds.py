@@ -91,6 +91,15 @@ def test_nearest_jitter_keeps_a_label_maps_colours_and_bilinear_blends_them(inve
         config.Config(jitter_resize="cubic")
 
 
+def test_a_folder_gets_the_folder_preset_and_auto_mode_follows_the_average(inverted_pairs):
+    from tools.predict import auto_mode
+    root, _ = inverted_pairs
+    cfg = config.Config.for_data(data=root)
+    assert cfg == config.Config.folder(data=root) and cfg.ema == 0.999 and cfg.batch_size == 1
+    assert auto_mode(cfg) == "eval" and auto_mode(cfg.replace(ema=0.0)) == "paper"  # the paper's own runs
+    assert auto_mode(config.Config.mnist()) == auto_mode(None) == "eval"
+
+
 def test_direction_swaps_input_and_target(inverted_pairs):
     root, _ = inverted_pairs
     pairs = find_pairs(root)
@@ -236,8 +245,8 @@ def test_folder_run_writes_every_output_and_its_settings(trained):
     for name in RUN_FILES:
         assert (run_dir / name).exists() or name.endswith("002.png"), name  # 1 epoch
     settings = json.loads((run_dir / "config.json").read_text())
-    # the paper's settings for folders, and what predict needs to prepare images
-    assert settings["batch_size"] == 1 and settings["l1_weight"] == 100.0
+    # the paper's settings for folders with the measured weight average, and what predict needs
+    assert settings["batch_size"] == 1 and settings["l1_weight"] == 100.0 and settings["ema"] == 0.999
     assert settings["gen_max_filters"] == 64  # the paper's 512, scaled to the 32x32 crop: twice its side
     assert (settings["direction"], settings["crop_size"], settings["load_size"]) == ("BtoA", 32, 36)
     assert len(json.loads((run_dir / "history.json").read_text())["d_loss"]) == 1
@@ -251,7 +260,7 @@ def test_predict_a_file_and_a_folder(trained, tmp_path):
     result = run_cli(["predict", "--model", str(trained / "run"), "--input", str(tmp_path / "one.jpg"),  # a run folder
                   "--output", str(tmp_path / "o1")])
     assert result.returncode == 0, result.stderr
-    assert "paper mode" in result.stdout  # batch-size-1 run: the paper's inference policy
+    assert "eval mode" in result.stdout  # the saved average: its averaged moving statistics (auto_mode)
     assert os.listdir(tmp_path / "o1") == ["one.png"]
     out = Image.open(tmp_path / "o1" / "one.png")
     assert out.size == (70, 70) and out.mode == "RGB"  # folder runs: --size keep, the input's own size
@@ -259,6 +268,7 @@ def test_predict_a_file_and_a_folder(trained, tmp_path):
     result = run_cli(["predict", "--model", model, "--input", str(trained / "data" / "val"), "--pairs",
                   "--mode", "eval", "--output", str(tmp_path / "o2")])
     assert result.returncode == 0, result.stderr
+    assert "washed out" not in result.stdout  # eval is auto's own choice for an averaged run: no note
     assert sorted(os.listdir(tmp_path / "o2")) == ["00000.png", "00001.png"]
     pair_w, pair_h = Image.open(next((trained / "data" / "val").iterdir())).size
     assert all(Image.open(tmp_path / "o2" / n).size == (pair_w // 2, pair_h) for n in os.listdir(tmp_path / "o2"))

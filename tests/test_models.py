@@ -200,6 +200,9 @@ def test_gan_variants_use_an_unconditional_discriminator():
 def test_presets_say_which_defaults_and_scale_the_unet_to_small_crops():
     from config import Config
     assert Config() == Config.paper() and Config.paper().gen_max_filters == 512 and Config.paper().l1_weight == 100
+    # the command line's folder preset: the paper's, and the weight average measured at the paper's scale
+    assert Config.folder() == Config.paper(ema=0.999) and Config.folder(ema=0.0) == Config.paper()
+    assert Config.folder(crop_size=64).gen_max_filters == 128   # the paper's size rule still applies
     assert Config.paper(crop_size=64).gen_max_filters == 128 and Config.paper(crop_size=16).gen_max_filters == 64
     assert Config.paper(crop_size=64, gen_max_filters=512).gen_max_filters == 512   # a flag wins
     lesson = Config.mnist()

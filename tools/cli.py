@@ -41,25 +41,25 @@ MODEL_HELP = "the generator, OUT/generator.keras of a training run (or the run f
 SHIPPED_HELP = f"{MODEL_HELP}; default: the shipped generator of the default run, {os.path.relpath(SHIPPED_RUN)}"
 FOLDER_ONLY = ("crop_size", "load_size", "direction", "no_flip", "jitter_resize")  # training flags that MNIST ignores
 
-# Help of every training flag. "{mnist}" / "{paper}": the Config.mnist() / Config.paper() default.
+# Help of every training flag. "{mnist}" / "{folder}": the Config.mnist() / Config.folder() default.
 TRAINING_HELP = {
     "task": "what to translate (default: {mnist}, unless --data is a folder of image pairs). MNIST: inpaint (fill a "
             "square hole), edges2digit (edge map -> digit), denoise (heavy noise -> clean), superres (7x7 -> "
             "28x28), edges2fashion (edge map -> Fashion-MNIST shoe or bag). With --data a folder of single "
             "photos, pairs made from each crop: inpaint, colorize (grey -> colour), edges (edge map -> photo), "
             "denoise, superres (a quarter of each side -> full size) (docs/own-photos.md)",
-    "epochs": "training epochs (default: {mnist} for MNIST tasks, {paper} for image folders, as the paper's "
+    "epochs": "training epochs (default: {mnist} for MNIST tasks, {folder} for image folders, as the paper's "
               "facades)",
     "max_epoch_steps": "an epoch is one pass over the training data, or at most N steps (default: {mnist} for "
                        "MNIST tasks, so the default run has the same length with 5,000 or 60,000 digits; "
                        "0 = no cap for image folders)",
-    "batch_size": "images per step (default: {mnist} for MNIST tasks, faster with the same results; {paper} "
+    "batch_size": "images per step (default: {mnist} for MNIST tasks, faster with the same results; {folder} "
                   "for image folders, as the paper)",
-    "l1_weight": "weight of the L1 term in G's loss (default: {paper} for image folders, as the paper; "
+    "l1_weight": "weight of the L1 term in G's loss (default: {folder} for image folders, as the paper; "
                  "{mnist} for MNIST tasks, measured best there: docs/results.md)",
     "loss": "G's loss, the paper's ablation: l1+cgan (pix2pix), cgan, l1+gan and gan (unconditional D: "
             "sees the output alone), or l1 (no D)",
-    "lr": "Adam learning rate of both nets (default: {paper} for image folders and edges2fashion, the paper's; "
+    "lr": "Adam learning rate of both nets (default: {folder} for image folders and edges2fashion, the paper's; "
           "{mnist} for the digit tasks, where the narrow nets are still improving at the end of the run and "
           "a faster pace gives better digits, docs/results.md)",
     "beta_1": "Adam beta_1 of both nets (paper: 0.5)",
@@ -80,21 +80,21 @@ TRAINING_HELP = {
     "out": "output folder",
     "seed": "random seed for weights, split, shuffling and holes",
     "val_size": "images held out for validation and sample grids (default: {mnist} for MNIST tasks; for image "
-                "folders at most {paper}, from val/ or test/)",
+                "folders at most {folder}, from val/ or test/)",
     "limit": "train on only the first N images or pairs (0: all); quick tries",
-    "gen_filters": "filters of the U-Net's first layer, doubled per level (default: {paper} for image folders, "
+    "gen_filters": "filters of the U-Net's first layer, doubled per level (default: {folder} for image folders, "
                    "the paper's; {mnist} for MNIST tasks, where the narrower net's faster epochs buy more of "
                    "them: better digits in the same minutes, docs/results.md; 64 for edges2fashion)",
-    "gen_max_filters": "cap on the U-Net's filters (default: {paper} for image folders at 256 px, the "
+    "gen_max_filters": "cap on the U-Net's filters (default: {folder} for image folders at 256 px, the "
                        "paper's, twice the crop side for smaller crops; {mnist} for MNIST tasks, 256 for "
                        "edges2fashion)",
-    "disc_filters": "filters of the PatchGAN's first layer, doubled per stride-2 layer (default: {paper} for "
+    "disc_filters": "filters of the PatchGAN's first layer, doubled per stride-2 layer (default: {folder} for "
                     "image folders, the paper's; {mnist} for MNIST tasks, where the paper's width holds most of the "
                     "step's arithmetic and half of it scores the same, docs/results.md; 64 for edges2fashion)",
     "disc_layers": "stride-2 layers of the PatchGAN: 0 = the paper's 3 (70x70 patches; fewer for images under 17 "
                    "pixels), 2 = 34x34, 1 = 16x16 (default: 0 for image folders and the digit tasks; 2 for "
                    "denoise and edges2fashion, measured better there: docs/results.md)",
-    "disc_max_filters": "cap on the PatchGAN's filters (default: {paper} for image folders, the paper's, reached "
+    "disc_max_filters": "cap on the PatchGAN's filters (default: {folder} for image folders, the paper's, reached "
                         "by its stride-1 block; {mnist} for the digit tasks, where that block held a quarter of "
                         "the step's arithmetic time and the cap scored the same or better: docs/results.md; 512 "
                         "for edges2fashion)",
@@ -106,7 +106,8 @@ TRAINING_HELP = {
                 "pixel (default: the input's known pixels are pasted into the output, only the hole is "
                 "generated: nets.unet keep_known)",
     "ema": "the saved generator is an exponential moving average of G's weights with this decay (0: off, as "
-           "the paper; default: {mnist} for MNIST tasks, measured there: docs/results.md)",
+           "the paper; default: {mnist} for MNIST tasks and {folder} for image folders, each measured: "
+           "docs/results.md)",
     "lr_decay_epochs": "decay both learning rates linearly to zero over the last N epochs (0: constant, as the "
                        "pix2pix paper; the decay is the CycleGAN paper's and junyanz's code's default, there "
                        "over the last 100 of 200 epochs)",
@@ -155,10 +156,10 @@ def training_flags(defaults=None):
     nothing is set that the user did not type (SUPPRESS). `defaults`: the defaults its help shows
     where they are not Config's (the ablation's)."""
     parent = Parser(add_help=False, argument_default=argparse.SUPPRESS)
-    mnist, paper = Config.mnist(), Config.paper()
+    mnist, folder = Config.mnist(), Config.folder()
     for field in dataclasses.fields(Config):
         name = field.name
-        text = TRAINING_HELP[name].format(mnist=getattr(mnist, name), paper=getattr(paper, name))
+        text = TRAINING_HELP[name].format(mnist=getattr(mnist, name), folder=getattr(folder, name))
         if field.type is bool:
             parent.add_argument(flag(name), dest=name, action="store_true", help=text)
             continue
@@ -203,7 +204,7 @@ def build_parser():
     mode.add_argument("--mode", choices=("auto", *INFERENCE_MODES), default="auto",
                       help="BatchNorm and dropout at inference: paper (dropout on, BatchNorm with batch "
                            "statistics, as in training), eval (moving averages, no dropout), auto (paper for "
-                           "batch-size-1 runs, else eval)")
+                           "batch-size-1 runs without --ema, else eval)")
 
     def command(name, help, parents=(), **kwargs):
         sub = commands.add_parser(name, help=help, parents=list(parents), prog=f"pix2pix.py {name}",

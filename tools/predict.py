@@ -17,8 +17,10 @@ validation images: resized to the generator's size, or centre-cropped for a run 
 BatchNorm and dropout at inference (--mode): "paper" runs the nets as in training, as the paper
 does at test time (dropout on, BatchNorm with the statistics of the batch, `batch_size` images of
 the run at a time); "eval" turns dropout off and uses BatchNorm's moving averages. The default,
-"auto", picks "paper" for runs trained with batch size 1 (the paper's; their moving averages
-follow the last few images only) and "eval" for larger batches. Either way BatchNorm's moving
+"auto", picks "paper" for runs trained with batch size 1 and no weight average (the paper's; their
+moving averages follow the last few images only) and "eval" for the others: larger batches, or a
+saved generator that is an average of G's weights (--ema), moving statistics averaged too, which
+scored better in eval mode at the paper's scale (docs/results.md). Either way BatchNorm's moving
 statistics are never changed.
 """
 import os
@@ -344,9 +346,9 @@ def translate_full_size(generator, files, outputs, cfg, pairs, mode, batch_size,
 
 def auto_mode(cfg):
     """--mode auto for a run's Config (None: a generator without its config.json): "paper" for runs
-    trained with batch size 1, whose BatchNorm moving averages follow only the last few images,
-    else "eval"."""
-    return "paper" if cfg is not None and cfg.batch_size == 1 else "eval"
+    trained with batch size 1 and no weight average, whose BatchNorm moving averages follow only the
+    last few images, else "eval"."""
+    return "paper" if cfg is not None and cfg.batch_size == 1 and not cfg.ema else "eval"
 
 
 def inference_mode(mode, cfg):
@@ -354,7 +356,7 @@ def inference_mode(mode, cfg):
     a batch-size-1 run."""
     if mode == "auto":
         return auto_mode(cfg)
-    if mode == "eval" and cfg is not None and cfg.batch_size == 1:
+    if mode == "eval" and auto_mode(cfg) == "paper":
         print("note: this run trained with batch size 1, so BatchNorm's moving averages follow only its last "
               "few images; eval mode can wash the outputs out (--mode paper, the default here, does not)")
     return mode
