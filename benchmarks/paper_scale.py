@@ -34,9 +34,11 @@ The two implementations, for each seed, trained in turn, each in a fresh process
 
     project    the README's facades command, `python pix2pix.py --data OUT/data --direction BtoA --out
                OUT/project_seedS`, plus --epochs E --max-epoch-steps N (E x N = --steps; an epoch is
-               at most one pass over the 400 pairs) and --seed S. Config.paper(): U-Net-256, 70x70
-               PatchGAN, lambda 100, Adam 2e-4 beta1 0.5, batch 1, jitter 286 -> 256 with antialiased
-               bilinear resizing, D updated before G, bfloat16 where the CPU has it (precision auto).
+               at most one pass over the 400 pairs) and --seed S. Config.folder(): the paper's U-Net-256,
+               70x70 PatchGAN, lambda 100, Adam 2e-4 beta1 0.5, batch 1, jitter 286 -> 256 (bilinear,
+               antialiased), D updated before G, and the saved generator an average of G's weights
+               (--ema 0.999); bfloat16 where the CPU has it (precision auto). --variant NAME=FLAGS
+               adds the same command with more flags (e.g. --ema 0: the paper's settings exactly).
     reference  the TensorFlow pix2pix tutorial's training, in a worker process: its input pipeline
                (tf.data.Dataset.list_files over train/, the right half the input and the left the
                target, tf.image.resize to 286x286 with nearest-neighbour, tf.image.random_crop of
@@ -45,11 +47,13 @@ The two implementations, for each seed, trained in turn, each in a fresh process
                beta1 0.5, both gradients from one tape pass, float32) over the same nets
                (nets.unet and nets.patch_discriminator at 256x256x3, the project's widths).
 
-Scores, on the 100 test/ pairs, each generator run as both the paper and the tutorial run it at test
-time (predict.translate mode "paper": dropout on, BatchNorm with the image's own statistics, one
-image at a time): L1 ([-1, 1] units), PSNR (dB) and SSIM (tools.evaluate's metrics), and the FCN-score
-analog of the paper's section 4.2: a small fully convolutional segmenter (segmenter(): five 3x3 convs,
-two of stride 2, upsampled back), trained on the real train/ photos against their true class maps,
+Scores, on the 100 test/ pairs, each generator run one image at a time in each inference mode of
+--modes (default both): "paper", as the paper and the tutorial run it at test time (dropout on,
+BatchNorm with the image's own statistics), and "eval" (no dropout, BatchNorm's moving averages),
+which `predict` uses for the project's averaged generator (predict.auto_mode): L1 ([-1, 1] units),
+PSNR (dB) and SSIM (tools.evaluate's metrics), and the FCN-score analog of the paper's section 4.2:
+a small fully convolutional segmenter (segmenter(): five 3x3 convs, two of stride 2, upsampled
+back), trained on the real train/ photos against their true class maps,
 labels the generated photos; pixel accuracy and mean IoU over the classes against the true class
 maps of the test labels. The same segmenter on the real test photos gives the real photos' scores
 (the segmenter's own accuracy, not a ceiling: a generated photo can read more easily than a real one).
@@ -620,7 +624,7 @@ def parse_args(argv=None):
     p.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
                    help="also train the project's command with these extra flags, as its own rows, e.g. "
                         "--variant 'fp32=--precision fp32' (repeatable)")
-    p.add_argument("--modes", default="paper",
+    p.add_argument("--modes", default="paper,eval",
                    help="comma-separated inference modes each generator is scored in: paper (dropout on, "
                         "BatchNorm on each image's statistics, as the paper and the tutorial test), eval")
     p.add_argument("--score-only", action="store_true",
