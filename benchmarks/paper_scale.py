@@ -595,14 +595,11 @@ def table(rows, real):
 
 
 def machine():
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cores} CPU cores, {model}"
+    """"N CPU cores, MODEL", from bench_train.machine_info."""
+    sys.path[:0] = [BENCHMARKS]
+    import bench_train
+    info = bench_train.machine_info()
+    return f"{info['nproc']} CPU cores, {info['cpu']}"
 
 
 # ---------------------------------------------------------------------------------------------
