@@ -137,8 +137,9 @@ class Config:
         """The command line's settings for a folder of images: the paper's (Config.paper), with the
         saved generator an exponential moving average of G's weights (decay 0.999, FOLDER), which
         scored better than the paper's settings and the TensorFlow tutorial's step on every score
-        at the paper's scale, step for step (docs/results.md). What else was measured there and
-        kept as the paper has it: the learning rate, the nets' width, fp32 against bfloat16."""
+        at the paper's scale, step for step (docs/results.md). Also measured there, and kept: the
+        paper's learning rate and widths, bfloat16 where the hardware has it (fp32 scored the
+        same), the bilinear jitter (nearest did not help)."""
         return cls.paper(**{**FOLDER, **changes})
 
     @classmethod
