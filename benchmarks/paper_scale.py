@@ -5,6 +5,7 @@ for the same number of steps on the same 256x256 files, scored on held-out pairs
     python benchmarks/paper_scale.py --seeds 0 --steps 600 --out runs/paper_scale
     python benchmarks/paper_scale.py --quick              # 64x64, 8 pairs, 4 steps: checks that it all runs
     python benchmarks/paper_scale.py --variant 'fp32=--precision fp32' --modes paper,eval   # a preset study
+    python benchmarks/paper_scale.py --resume --variant 'narrow=--steps 2800 --gen-filters 32'  # add to it
 
 The data set ("synthetic facades", made offline from --data-seed with NumPy and PIL, written to
 OUT/data): 400 train/, 20 val/ and 100 test/ pairs, each a 512x256 PNG holding photo | labels, as the
@@ -423,7 +424,8 @@ def run_project(data, out, steps, seed, train_pairs, size, log, flags=()):
         tail = (output.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"{' '.join(command)} exited with {code}: {tail} (log: {log}, {log}.stderr)")
     return {"command": " ".join(shlex.quote(c) for c in command), "wall_s": wall,
-            "s_per_step": steady_step_time(frames), "generator": os.path.join(ROOT, out, "generator.keras")}
+            "s_per_step": steady_step_time(frames),
+            "generator": os.path.normpath(os.path.join(ROOT, out, "generator.keras"))}
 
 
 def run_reference(data, out, steps, seed, size, log):
@@ -620,13 +622,18 @@ def parse_args(argv=None):
     p.add_argument("--segmenter-steps", type=int, default=600, help="training steps of the FCN-score segmenter")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
                    help="also train the project's command with these extra flags, as its own rows, e.g. "
-                        "--variant 'fp32=--precision fp32' (repeatable)")
+                        "--variant 'fp32=--precision fp32' (repeatable); a --steps N among the flags sets "
+                        "that variant's steps (to compare at equal minutes)")
     p.add_argument("--modes", default="paper,eval",
                    help="comma-separated inference modes each generator is scored in: paper (dropout on, "
                         "BatchNorm on each image's statistics, as the paper and the tutorial test), eval")
     p.add_argument("--score-only", action="store_true",
                    help="train nothing: score the runs that an earlier benchmark in --out trained (its "
                         "trainings.json), with its segmenter (OUT/segmenter.keras); scores in scores.json are reused")
+    p.add_argument("--resume", action="store_true",
+                   help="keep what an earlier benchmark in --out made (its data, trainings.json, segmenter and "
+                        "scores) and train only the runs it has not finished: after an interruption, or to add "
+                        "a --variant to a finished study")
     p.add_argument("--quick", action="store_true",
                    help="64x64 images, 8 training pairs, 4 steps: checks that everything runs; numbers mean nothing")
     args = p.parse_args(argv)
@@ -634,13 +641,21 @@ def parse_args(argv=None):
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not args.modes or set(args.modes) - {"paper", "eval"}:
         p.error(f"--modes must name paper and/or eval, got {','.join(args.modes)!r}")
+    if args.resume and args.score_only:
+        p.error("--resume trains what is missing and --score-only trains nothing: give one of them")
     variants = {}
     for spec in args.variant:
         name, sep, flags = spec.partition("=")
         if not sep or not name.strip() or name.strip() in ("project", "reference"):
             p.error(f"--variant must be NAME=FLAGS with a new name, got {spec!r}")
-        variants[f"project, {name.strip()}"] = shlex.split(flags)
-    args.variants = variants
+        flags, steps = shlex.split(flags), None
+        if "--steps" in flags:  # the benchmark's flag, not the command's: this variant's own steps
+            i = flags.index("--steps")
+            if i + 1 == len(flags) or not flags[i + 1].isdigit() or int(flags[i + 1]) < 1:
+                p.error(f"--variant {name.strip()!r}: --steps must be followed by a number of steps, got {spec!r}")
+            steps = int(flags.pop(i + 1))
+            flags.pop(i)
+        variants[f"project, {name.strip()}"] = (flags, steps)
     args.size, args.splits, args.crop = 256, dict(SPLITS), 128
     if args.quick:
         args.size, args.splits, args.crop = 64, dict(QUICK_SPLITS), 32
@@ -648,6 +663,7 @@ def parse_args(argv=None):
         args.segmenter_steps = min(args.segmenter_steps, 150)
     if args.steps < 1 or not args.seeds:
         p.error("--steps must be at least 1 and --seeds name at least one seed")
+    args.variants = {name: (flags, steps or args.steps) for name, (flags, steps) in variants.items()}
     return args
 
 
@@ -660,48 +676,58 @@ def main(argv=None):
     data = os.path.join(out, "data")
     began = time.perf_counter()
     trainings = os.path.join(out, "trainings.json")
-    if args.score_only:
+    keep = args.score_only or args.resume  # what an earlier benchmark in --out made
+    rows = []
+    if keep and os.path.exists(trainings):
         with open(trainings) as f:
-            rows = json.load(f)
-    else:
+            rows = [{**row, "generator": os.path.normpath(row["generator"])} for row in json.load(f)]
+    elif args.score_only:
+        raise SystemExit(f"--score-only: {trainings} does not exist; run the benchmark with this --out first")
+    if not args.score_only and not (args.resume and os.path.isdir(data)):
         shutil.rmtree(data, ignore_errors=True)
         make_dataset(data, args.size, args.splits, args.data_seed)
         print(f"data: {', '.join(f'{n} {s}' for s, n in args.splits.items())} pairs of {args.size}x{args.size} "
               f"in {data}", file=sys.stderr, flush=True)
-        rows = []
-    implementations = {"project": [], "reference": None, **args.variants}  # name: the project's extra flags
+    # name: (the project's extra flags, or None for the reference; steps)
+    implementations = {"project": ([], args.steps), "reference": (None, args.steps), **args.variants}
     for seed in [] if args.score_only else args.seeds:
-        for name, flags in implementations.items():
+        for name, (flags, steps) in implementations.items():
+            if any((r["implementation"], r["seed"], r["steps"]) == (name, seed, steps) and
+                   os.path.exists(r["generator"]) for r in rows):
+                print(f"kept {name}, seed {seed}, {steps} steps (--resume)", file=sys.stderr, flush=True)
+                continue
             folder = re.sub(r"[^A-Za-z0-9.]+", "_", name.replace("project, ", "project_"))
             run = os.path.join(out, f"{folder}_seed{seed}")
             log = os.path.join(out, f"{folder}_seed{seed}.log")
-            print(f"training {name}, seed {seed}, {args.steps} steps ...", file=sys.stderr, flush=True)
+            print(f"training {name}, seed {seed}, {steps} steps ...", file=sys.stderr, flush=True)
             if flags is not None:
-                timing = run_project(os.path.relpath(data, ROOT), os.path.relpath(run, ROOT), args.steps, seed,
+                timing = run_project(os.path.relpath(data, ROOT), os.path.relpath(run, ROOT), steps, seed,
                                      args.splits["train"], args.size, log, flags)
             else:
-                timing = run_reference(data, run, args.steps, seed, args.size, log)
-            rows.append({"implementation": name, "seed": seed, "steps": args.steps,
+                timing = run_reference(data, run, steps, seed, args.size, log)
+            rows = [r for r in rows if (r["implementation"], r["seed"]) != (name, seed)]
+            rows.append({"implementation": name, "seed": seed, "steps": steps,
                          "minutes": timing["wall_s"] / 60, **timing})
             print(f"  done in {timing['wall_s'] / 60:.1f} min", file=sys.stderr, flush=True)
-            with open(trainings, "w") as f:  # --score-only starts from here
+            with open(trainings, "w") as f:  # --score-only and --resume start from here
                 json.dump(rows, f, indent=2)
     sys.path.insert(0, ROOT)
     train_photos, train_labels = read_split(data, "train")
     test_photos, test_labels = read_split(data, "test")
     truth = label_classes(test_labels)
     seg = trained_segmenter(out, train_photos, label_classes(train_labels), args.segmenter_steps, args.crop,
-                            fresh=not args.score_only)
+                            fresh=not keep)
     real = fcn_scores(segment(seg, to_unit(test_photos)), truth)
     majority = float(np.bincount(truth.ravel(), minlength=len(CLASSES)).max() / truth.size)
-    cache = ScoreCache(os.path.join(out, "scores.json"), fresh=not args.score_only)
+    cache = ScoreCache(os.path.join(out, "scores.json"), fresh=not keep)
     rows = [{**row, "mode": mode, **cache.get(row["generator"], mode, lambda: score_generator(
                 row["generator"], test_labels, test_photos, truth, seg, mode=mode))}
             for row in rows for mode in args.modes]
     wall = time.perf_counter() - began
     report = "\n".join([f"Command: `{command}`", "",
                         f"Machine: {machine()}; load average at end {[round(x, 2) for x in os.getloadavg()]}; "
-                        f"{'scoring only' if args.score_only else 'whole benchmark'} {wall / 60:.1f} min", "",
+                        f"{'scoring only' if args.score_only else 'resumed' if args.resume else 'whole benchmark'} "
+                        f"{wall / 60:.1f} min", "",
                         f"Project command (seed {args.seeds[0]}): `{rows[0]['command']}`", "",
                         table(rows, real), "",
                         f"Test pairs: {args.splits['test']}; the most common class covers {majority:.1%} of their "

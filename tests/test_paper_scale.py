@@ -53,6 +53,28 @@ def test_quick_run_trains_both_and_scores_them(tmp_path, capsys):
     # the FCN-score's segmenter reads the real photos better than always naming the commonest class
     assert result["real"]["pixel_acc"] > result["majority"]
 
+    # --resume with a new variant of its own steps trains only that variant; the rest is kept as it was
+    made = {name: os.path.getmtime(rows[name]["generator"]) for name in names}
+    segmenter = os.path.getmtime(out / "segmenter.keras")
+    assert paper_scale.main(["--quick", "--seeds", "0", "--out", str(out), "--resume", "--modes", "eval",
+                             "--variant", "longer=--steps 6 --ema 0"]) == 0
+    resumed = {row["implementation"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
+    assert set(resumed) == {*names, "project, longer"}
+    assert {name: os.path.getmtime(resumed[name]["generator"]) for name in names} == made
+    assert os.path.getmtime(out / "segmenter.keras") == segmenter
+    assert resumed["project, fp32"]["ssim"] == scored["project, fp32", "eval"]["ssim"]  # the cached score
+    longer = resumed["project, longer"]
+    assert longer["steps"] == 6 and "--max-epoch-steps 6 --seed 0 --ema 0" in longer["command"]
+    assert os.path.isfile(longer["generator"])
+
+
+def test_variant_steps_and_resume_are_checked():
+    args = paper_scale.parse_args(["--steps", "10", "--variant", "a=--steps 30 --lr 4e-4", "--variant", "b=--ema 0"])
+    assert args.variants == {"project, a": (["--lr", "4e-4"], 30), "project, b": (["--ema", "0"], 10)}
+    for argv in (["--variant", "a=--steps"], ["--variant", "a=--steps x"], ["--resume", "--score-only"]):
+        with pytest.raises(SystemExit):
+            paper_scale.parse_args(argv)
+
 
 def test_set_is_made_from_its_seed_and_textures_tell_same_coloured_classes_apart(tmp_path):
     rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
