@@ -138,8 +138,9 @@ class Config:
         saved generator an exponential moving average of G's weights (decay 0.999, FOLDER), which
         scored better than the paper's settings and the TensorFlow tutorial's step on every score
         at the paper's scale, step for step (docs/results.md). Also measured there, and kept: the
-        paper's learning rate and widths, bfloat16 where the hardware has it (fp32 scored the
-        same), the bilinear jitter (nearest did not help)."""
+        paper's learning rate (4e-4 gave better pixel scores, worse FCN-scores) and widths (half
+        width at equal minutes: better FCN-scores, worse L1), bfloat16 where the hardware has it
+        (fp32 scored the same), the bilinear jitter (nearest did not help)."""
         return cls.paper(**{**FOLDER, **changes})
 
     @classmethod

@@ -615,7 +615,7 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                    help="training steps (batch 1) of each implementation and seed; the default fits 2 seeds in "
-                        "about 45 minutes on two idle CPU cores")
+                        "40 minutes on two idle CPU cores (docs/results.md)")
     p.add_argument("--seeds", default="0,1", help="comma-separated seeds, each trains both implementations")
     p.add_argument("--out", default=os.path.join("runs", "paper_scale"), help="folder for the data, runs and results")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data set")
