@@ -632,8 +632,8 @@ def parse_args(argv=None):
                         "trainings.json), with its segmenter (OUT/segmenter.keras); scores in scores.json are reused")
     p.add_argument("--resume", action="store_true",
                    help="keep what an earlier benchmark in --out made (its data, trainings.json, segmenter and "
-                        "scores) and train only the runs it has not finished: after an interruption, or to add "
-                        "a --variant to a finished study")
+                        "scores) and train only the runs it does not hold, with the same name, seed, steps and "
+                        "flags: after an interruption, or to add a --variant to a finished study")
     p.add_argument("--quick", action="store_true",
                    help="64x64 images, 8 training pairs, 4 steps: checks that everything runs; numbers mean nothing")
     args = p.parse_args(argv)
@@ -692,7 +692,7 @@ def main(argv=None):
     implementations = {"project": ([], args.steps), "reference": (None, args.steps), **args.variants}
     for seed in [] if args.score_only else args.seeds:
         for name, (flags, steps) in implementations.items():
-            if any((r["implementation"], r["seed"], r["steps"]) == (name, seed, steps) and
+            if any((r["implementation"], r["seed"], r["steps"], r.get("flags")) == (name, seed, steps, flags) and
                    os.path.exists(r["generator"]) for r in rows):
                 print(f"kept {name}, seed {seed}, {steps} steps (--resume)", file=sys.stderr, flush=True)
                 continue
@@ -706,7 +706,7 @@ def main(argv=None):
             else:
                 timing = run_reference(data, run, steps, seed, args.size, log)
             rows = [r for r in rows if (r["implementation"], r["seed"]) != (name, seed)]
-            rows.append({"implementation": name, "seed": seed, "steps": steps,
+            rows.append({"implementation": name, "seed": seed, "steps": steps, "flags": flags,
                          "minutes": timing["wall_s"] / 60, **timing})
             print(f"  done in {timing['wall_s'] / 60:.1f} min", file=sys.stderr, flush=True)
             with open(trainings, "w") as f:  # --score-only and --resume start from here

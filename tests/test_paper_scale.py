@@ -53,16 +53,20 @@ def test_quick_run_trains_both_and_scores_them(tmp_path, capsys):
     # the FCN-score's segmenter reads the real photos better than always naming the commonest class
     assert result["real"]["pixel_acc"] > result["majority"]
 
-    # --resume with a new variant of its own steps trains only that variant; the rest is kept as it was
+    # --resume with a new variant of its own steps trains only that variant and the one whose flags
+    # changed; the rest is kept as it was
+    kept = ("project", "reference")
     made = {name: os.path.getmtime(rows[name]["generator"]) for name in names}
     segmenter = os.path.getmtime(out / "segmenter.keras")
-    assert paper_scale.main(["--quick", "--seeds", "0", "--out", str(out), "--resume", "--modes", "eval",
-                             "--variant", "longer=--steps 6 --ema 0"]) == 0
+    assert paper_scale.main(["--quick", "--seeds", "0", "--out", str(out), "--resume", "--modes", "eval", "--variant",
+                             "longer=--steps 6 --ema 0", "--variant", "fp32=--precision fp32 --ema 0"]) == 0
     resumed = {row["implementation"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
     assert set(resumed) == {*names, "project, longer"}
-    assert {name: os.path.getmtime(resumed[name]["generator"]) for name in names} == made
+    assert {name: os.path.getmtime(resumed[name]["generator"]) for name in kept} == {n: made[n] for n in kept}
+    assert os.path.getmtime(resumed["project, fp32"]["generator"]) > made["project, fp32"]
+    assert resumed["project, fp32"]["command"].endswith("--precision fp32 --ema 0 --load-size 72 --crop-size 64")
     assert os.path.getmtime(out / "segmenter.keras") == segmenter
-    assert resumed["project, fp32"]["ssim"] == scored["project, fp32", "eval"]["ssim"]  # the cached score
+    assert resumed["reference"]["ssim"] == scored["reference", "eval"]["ssim"]  # the cached score
     longer = resumed["project, longer"]
     assert longer["steps"] == 6 and "--max-epoch-steps 6 --seed 0 --ema 0" in longer["command"]
     assert os.path.isfile(longer["generator"])
