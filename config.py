@@ -140,7 +140,7 @@ class Config:
         at the paper's scale, step for step (docs/results.md). Also measured there, and kept: the
         paper's learning rate (4e-4 gave better pixel scores, worse FCN-scores) and widths (half
         width at equal minutes: better FCN-scores, worse L1), bfloat16 where the hardware has it
-        (fp32 scored the same), the bilinear jitter (nearest did not help)."""
+        (fp32 scored the same), the bilinear jitter (nearest scored the same)."""
         return cls.paper(**{**FOLDER, **changes})
 
     @classmethod
