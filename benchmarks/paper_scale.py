@@ -724,8 +724,9 @@ def main(argv=None):
                 row["generator"], test_labels, test_photos, truth, seg, mode=mode))}
             for row in rows for mode in args.modes]
     wall = time.perf_counter() - began
+    host = machine()
     report = "\n".join([f"Command: `{command}`", "",
-                        f"Machine: {machine()}; load average at end {[round(x, 2) for x in os.getloadavg()]}; "
+                        f"Machine: {host}; load average at end {[round(x, 2) for x in os.getloadavg()]}; "
                         f"{'scoring only' if args.score_only else 'resumed' if args.resume else 'whole benchmark'} "
                         f"{wall / 60:.1f} min", "",
                         f"Project command (seed {args.seeds[0]}): `{rows[0]['command']}`", "",
@@ -734,7 +735,7 @@ def main(argv=None):
                         f"pixels (a segmenter that always says it scores that pixel accuracy)."])
     print(report)
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"command": command, "machine": machine(), "wall_s": wall, "rows": rows, "real": real,
+        json.dump({"command": command, "machine": host, "wall_s": wall, "rows": rows, "real": real,
                    "majority": majority, "report": report}, f, indent=2)
     return 0
 

@@ -353,7 +353,7 @@ def auto_mode(cfg):
 
 def inference_mode(mode, cfg):
     """"eval" or "paper" for --mode `mode` ("auto": auto_mode), with a note when eval is asked of
-    a batch-size-1 run."""
+    a run that auto runs in paper mode (batch size 1, no weight average)."""
     if mode == "auto":
         return auto_mode(cfg)
     if mode == "eval" and auto_mode(cfg) == "paper":
